@@ -1,0 +1,223 @@
+"""The claim framework's types: Claim, Evidence, DecisionRule, Verdict.
+
+A claim states what the paper says, how to test it at each tier's budget, and how to judge the
+result, with the judgement (the :class:`DecisionRule`) declared before anything runs. ``run``
+returns raw :class:`Evidence`; ``decide`` turns evidence into a :class:`Verdict` using only the
+declared rule. Every claim also names a *negative control*: a plausible broken variant (a real bug
+someone could write) that ``run(..., control=True)`` executes instead of the correct code, and on
+which the same rule must come out REFUTED.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+TIERS: tuple[str, ...] = ("quick", "standard", "full")
+DEFAULT_TIER = "quick"
+
+
+class Status(StrEnum):
+    SUPPORTED = "SUPPORTED"
+    REFUTED = "REFUTED"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    SKIPPED = "SKIPPED"
+    ERROR = "ERROR"
+
+
+class Kind(StrEnum):
+    EXACT = "exact"  # an identity or inequality checked exactly (float64) on finite MDPs
+    APPROXIMATION = "approximation"  # holds to a stated order or tolerance
+    EMPIRICAL = "empirical"  # a sampled outcome, judged with confidence intervals
+    NEGATIVE = "negative"  # the paper says something does NOT work
+
+
+_COMPARATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """The rule, fixed before the run: SUPPORTED iff ``statistic <comparator> threshold``.
+
+    With a confidence interval the rule is applied to both ends: SUPPORTED when the whole
+    interval passes, REFUTED when the whole interval fails, INCONCLUSIVE when it straddles.
+    """
+
+    statistic: str  # what is measured, e.g. "min slack over examples"
+    comparator: str  # one of >=, >, <=, <
+    threshold: float
+    description: str  # the rule in words, printed in reports
+    alpha: float | None = None  # two-sided level of the interval, when one is used
+
+    def __post_init__(self) -> None:
+        if self.comparator not in _COMPARATORS:
+            raise ValueError(
+                f"comparator must be one of {sorted(_COMPARATORS)}, got {self.comparator!r}"
+            )
+
+    def passes(self, value: float) -> bool:
+        return bool(math.isfinite(value) and _COMPARATORS[self.comparator](value, self.threshold))
+
+    def judge(
+        self,
+        value: float,
+        *,
+        n: int,
+        ci: tuple[float, float] | None = None,
+        message: str = "",
+    ) -> Verdict:
+        """Apply the rule to a point estimate (and its interval, when there is one)."""
+        if not math.isfinite(value):
+            status = Status.REFUTED
+            message = f"statistic is not finite ({value}). " + message
+        elif ci is None:
+            status = Status.SUPPORTED if self.passes(value) else Status.REFUTED
+        else:
+            lo_ok, hi_ok = self.passes(ci[0]), self.passes(ci[1])
+            if lo_ok and hi_ok:
+                status = Status.SUPPORTED
+            elif not lo_ok and not hi_ok:
+                status = Status.REFUTED
+            else:
+                status = Status.INCONCLUSIVE
+                message = "the confidence interval straddles the threshold. " + message
+        return Verdict(
+            status=status,
+            statistic=self.statistic,
+            value=float(value),
+            comparator=self.comparator,
+            threshold=self.threshold,
+            ci=None if ci is None else (float(ci[0]), float(ci[1])),
+            n=int(n),
+            message=message.strip(),
+        )
+
+
+@dataclass
+class Verdict:
+    status: Status
+    statistic: str
+    value: float | None
+    comparator: str | None
+    threshold: float | None
+    ci: tuple[float, float] | None
+    n: int
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = str(self.status)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Verdict:
+        d = dict(d)
+        d["status"] = Status(d["status"])
+        # results.json stores non-finite floats as the strings "nan", "inf", "-inf"
+        for key in ("value", "threshold"):
+            if isinstance(d.get(key), str):
+                d[key] = float(d[key])
+        if d.get("ci") is not None:
+            d["ci"] = tuple(float(x) for x in d["ci"])
+        return cls(**d)
+
+    @classmethod
+    def error(cls, message: str) -> Verdict:
+        return cls(Status.ERROR, "", None, None, None, None, 0, message)
+
+    @classmethod
+    def inconclusive(cls, message: str) -> Verdict:
+        """No statistic could be computed (e.g. the evidence holds no examples)."""
+        return cls(Status.INCONCLUSIVE, "", None, None, None, None, 0, message)
+
+    @classmethod
+    def skipped(cls, message: str) -> Verdict:
+        return cls(Status.SKIPPED, "", None, None, None, None, 0, message)
+
+
+@dataclass
+class Evidence:
+    """Raw results of one run of a claim, with the exact configuration that produced them.
+
+    ``data`` holds per-example or per-seed arrays as plain lists (JSON-ready). ``summary`` holds
+    the handful of derived numbers the report prints. ``artifacts`` holds named arrays only
+    needed for figures; they are kept in memory and not written to results.json.
+    """
+
+    claim_id: str
+    tier: str
+    control: bool
+    config: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, Any] = field(default_factory=dict, repr=False)
+    runtime_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "claim_id": self.claim_id,
+            "tier": self.tier,
+            "control": self.control,
+            "config": self.config,
+            "data": self.data,
+            "summary": self.summary,
+            "runtime_s": self.runtime_s,
+        }
+
+
+class Claim:
+    """Base class of every claim. Subclasses set the class attributes and implement the methods.
+
+    ``budgets[tier]`` is a dict of keyword settings (sizes, counts, seeds) for that tier; a claim
+    whose tier budget cannot decide anything sets ``budgets[tier] = None`` and is SKIPPED there.
+    """
+
+    id: ClassVar[str]  # stable id, e.g. "theory.theorem1"
+    title: ClassVar[str]
+    statement: ClassVar[str]  # what the paper claims, in one or two sentences
+    source: ClassVar[str]  # "TRPO section 3, eq. (9)" or "seed explainer: gridworld climb"
+    kind: ClassVar[Kind]
+    protocol: ClassVar[str]  # how the test runs, in words
+    negative_control: ClassVar[str]  # the broken variant and why it is a plausible bug
+    rule: ClassVar[DecisionRule]
+    budgets: ClassVar[dict[str, dict[str, Any] | None]]
+
+    def budget(self, tier: str) -> dict[str, Any] | None:
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
+        return self.budgets.get(tier)
+
+    def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
+        """Run the protocol at ``tier``'s budget; ``control=True`` runs the negative control."""
+        raise NotImplementedError
+
+    def decide(self, evidence: Evidence) -> Verdict:
+        """Turn evidence into a verdict using ``self.rule`` only."""
+        raise NotImplementedError
+
+    def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
+        """Write this claim's figures (PNG) for ``evidence`` under ``out_dir``; optional."""
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "statement": self.statement,
+            "source": self.source,
+            "kind": str(self.kind),
+            "protocol": self.protocol,
+            "negative_control": self.negative_control,
+            "rule": asdict(self.rule),
+            "budgets": self.budgets,
+        }

@@ -1,0 +1,36 @@
+"""Benchmark: the whole quick tier (every claim and its negative control, figures, report).
+
+Target (issue 2, section 6): under 60 s on a 2-core machine. The time is reported by
+pytest-benchmark, not asserted (timings belong to the machine). Measure with:
+
+    .venv/bin/pytest tests/test_bench_quick_tier.py --benchmark-enable
+
+Without ``--benchmark-enable`` (the default run) the tier runs once, as a smoke test that every
+claim runs to a verdict at the quick tier and every negative control is REFUTED.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from claims.core import Status
+from claims.registry import all_claims
+from claims.runner import run_claims
+
+
+@pytest.mark.benchmark_speed
+def test_bench_quick_tier(benchmark, tmp_path) -> None:
+    claims = all_claims()
+    result = benchmark.pedantic(
+        run_claims,
+        kwargs={"claims": claims, "tier": "quick", "seed": 0, "out_dir": tmp_path},
+        rounds=1,
+        iterations=1,
+    )
+    records = result.results["claims"]
+    assert [r["id"] for r in records] == [c.id for c in claims]
+    for r in records:
+        assert r["verdict"]["status"] not in (Status.ERROR, Status.SKIPPED), r["id"]
+        assert r["control"]["verdict"]["status"] == Status.REFUTED, r["id"]
+    benchmark.extra_info["n_claims"] = len(records)
+    benchmark.extra_info["claims_runtime_s"] = result.results["runtime_s"]

@@ -1,0 +1,92 @@
+"""`trpo-claims climb` through claims.climb_cli's add_arguments / handle."""
+
+import argparse
+import json
+
+import pytest
+
+from claims.climb_cli import add_arguments, handle
+from trpo_ref.tabular.climb import PRESETS
+
+pytestmark = pytest.mark.quick
+
+
+def climb(argv, capsys):
+    parser = argparse.ArgumentParser(prog="trpo-claims climb")
+    add_arguments(parser)
+    code = handle(parser.parse_args(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", [p.name for p in PRESETS] + [p.slug for p in PRESETS])
+def test_every_preset_name_and_slug_runs(name, capsys, tmp_path):
+    png = tmp_path / "c.png"
+    code, out, _ = climb(["--preset", name, "--rounds", "3", "--out", str(png)], capsys)
+    assert code == 0 and png.stat().st_size > 0
+    assert f"wrote {png}" in out
+
+
+def test_table_and_event_log(capsys, tmp_path):
+    code, out, _ = climb(["--preset", "overshoot", "--rounds", "6", "--switch-at", "4", "--to",
+                          "trust-region", "--out", str(tmp_path / "o.png")], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("round"))
+    assert all(col in lines[header] for col in
+               ("rule", "true %", "predicted %", "step KL", "delta", "backtracks"))
+    rows = [line.split() for line in lines[header + 1: header + 8]]
+    assert [r[0] for r in rows] == ["0", "1", "2", "3", "4", "5", "6"]
+    assert rows[0][1] == "start" and rows[0][2] == "0.0"
+    assert [r[1] for r in rows[1:]] == ["no-trust-region"] * 3 + ["trust-region"] * 3
+    assert "events (" in out
+    assert "switch        no-trust-region -> trust-region" in out
+
+
+def test_default_output_path_is_named_after_the_preset(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = climb(["--preset", "Trust region", "--rounds", "2"], capsys)
+    assert code == 0 and (tmp_path / "climb-trust-region.png").exists()
+
+
+def test_json_output(capsys, tmp_path):
+    png = tmp_path / "j.png"
+    code, out, err = climb(["--preset", "too-wide", "--rounds", "4", "--delta", "0.1",
+                            "--estimate-error", "0.2", "--json", "--out", str(png)], capsys)
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["settings"]["delta"] == 0.1 and payload["settings"]["estimate_error"] == 0.2
+    assert len(payload["rounds"]) == 4 and payload["figure"] == str(png)
+    assert payload["start"]["percent"] == 0.0
+    assert f"wrote {png}" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--preset", "nope"], "unknown preset 'nope'; valid presets"),
+        (["--preset", "crawl", "--rounds", "0"], "--rounds must be >= 1"),
+        (["--preset", "crawl", "--delta", "0"], "--delta must be finite and > 0"),
+        (["--preset", "crawl", "--delta", "-1"], "--delta must be finite and > 0"),
+        (["--preset", "crawl", "--switch-at", "61", "--to", "trust-region"],
+         "--switch-at must be in 1..60"),
+        (["--preset", "crawl", "--rounds", "5", "--switch-at", "0", "--to", "trust-region"],
+         "--switch-at must be in 1..5"),
+        (["--preset", "crawl", "--switch-at", "3"], "--switch-at and --to go together"),
+        (["--preset", "crawl", "--switch-at", "3", "--to", "adam"], "unknown update rule"),
+        (["--preset", "crawl", "--estimate-error", "-0.5"], "--estimate-error must be"),
+        (["--preset", "crawl", "--out", "plot.pdf"], "--out must name a .png file"),
+    ],
+)
+def test_usage_errors(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = climb(argv, capsys)
+    assert code == 2 and out == ""
+    assert message in err and err.startswith("trpo-claims climb: error:")
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_unknown_preset_lists_every_valid_name(capsys):
+    _, _, err = climb(["--preset", "nope"], capsys)
+    for p in PRESETS:
+        assert p.name in err and p.slug in err
