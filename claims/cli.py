@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from claims import climb_cli, registry
+from claims import climb_cli, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
 from claims.report import problems, render_markdown, rule_sentence
 from claims.runner import (
@@ -247,6 +247,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "run the seed's gridworld climb (table, event log, PNG)",
         climb_cli.add_arguments,
         climb_cli.handle,
+    ),
+    Subcommand(
+        "train",
+        "train the reference TRPO (or a baseline) on a gymnasium environment",
+        train_cli.add_arguments,
+        train_cli.handle,
     ),
 ]
 

@@ -23,7 +23,8 @@ def toys(monkeypatch, tmp_path):
 
 
 def test_subcommands_are_a_table():
-    assert [command.name for command in SUBCOMMANDS] == ["list", "show", "run", "report", "climb"]
+    names = [command.name for command in SUBCOMMANDS]
+    assert names == ["list", "show", "run", "report", "climb", "train"]
 
 
 def test_list_table(toys, capsys):

@@ -1,0 +1,196 @@
+"""Stochastic MLP policies for the deep-RL half: diagonal Gaussian (continuous) and categorical.
+
+Both map a batch of observations to *distribution parameters* (a tuple of tensors) and expose
+the distribution's quantities as functions of those parameters, so that the step functions
+(:mod:`trpo_ref.deep.step`) can hold pi_old fixed as detached parameters:
+
+- ``dist_params(obs)``: the parameters; ``pi(.|s)`` for each row of ``obs``.
+- ``log_prob_from(params, act)``, ``entropy_from(params)``: per state, shape (N,).
+- ``kl_from(old, new)``: per-state KL(pi_old || pi_new), analytic, summed over action
+  dimensions, shape (N,). The paper's constraint (eq. 12) is its mean over states.
+- ``fisher_quadratic(params, tangent)``: per state, the t^T M t of the second-order expansion
+  KL(p || p + t) = 1/2 t^T M t + O(|t|^3) in the distribution parameters (M is the Fisher
+  information of the output distribution). The max-KL update uses it.
+- ``sample(obs, generator)``: one action per row, drawn without torch.distributions (a Gaussian
+  action is mean + std * randn; a categorical one is an inverse-CDF draw).
+
+Architecture (section 8 and Table 2): tanh hidden layers; the Gaussian's log-std is a
+state-independent parameter vector. Presets: ``"paper"``, one hidden layer (30 units for
+Swimmer, 50 for Hopper and Walker), and ``"64x64"``, the common two-layer choice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+DistParams = tuple[torch.Tensor, ...]
+
+PRESETS = ("paper", "64x64")
+
+
+def hidden_sizes(preset: str, hidden: int = 50) -> tuple[int, ...]:
+    """Hidden layer sizes of a preset: "paper" -> (hidden,), "64x64" -> (64, 64)."""
+    if preset == "paper":
+        if hidden < 1:
+            raise ValueError(f"hidden must be >= 1, got {hidden}")
+        return (hidden,)
+    if preset == "64x64":
+        return (64, 64)
+    raise ValueError(f"unknown network preset {preset!r}; choose one of {PRESETS}")
+
+
+def tanh_mlp(
+    in_dim: int, out_dim: int, hidden: Sequence[int], dtype: torch.dtype = torch.float64
+) -> nn.Sequential:
+    """in_dim -> tanh hidden layers -> linear out_dim. The output layer starts at 0.01 scale.
+
+    A small output layer makes the initial policy close to state-independent (mean ~ 0, uniform
+    logits), the usual choice of rllab / modular_rl / Spinning Up.
+    """
+    layers: list[nn.Module] = []
+    sizes = [in_dim, *hidden]
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b, dtype=dtype), nn.Tanh()]
+    out = nn.Linear(sizes[-1], out_dim, dtype=dtype)
+    with torch.no_grad():
+        out.weight.mul_(0.01)
+        out.bias.zero_()
+    layers.append(out)
+    return nn.Sequential(*layers)
+
+
+class DiagGaussianMLP(nn.Module):
+    """pi(a|s) = N(mu_theta(s), diag(exp(2 log_std))); params = (mean (N, A), log_std (N, A))."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (64, 64),
+        log_std_init: float = 0.0,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.mean_net = tanh_mlp(obs_dim, act_dim, hidden, dtype)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init), dtype=dtype))
+
+    def dist_params(self, obs: torch.Tensor) -> DistParams:
+        mean = self.mean_net(obs)
+        return mean, self.log_std.expand_as(mean)
+
+    forward = dist_params
+
+    @staticmethod
+    def log_prob_from(params: DistParams, act: torch.Tensor) -> torch.Tensor:
+        mean, log_std = params
+        z = (act - mean) * torch.exp(-log_std)
+        per_dim = -0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+        return per_dim.sum(-1)
+
+    @staticmethod
+    def kl_from(old: DistParams, new: DistParams) -> torch.Tensor:
+        """KL(N_old || N_new) per state, summed over action dimensions:
+        sum_i log(s_new/s_old) + (s_old^2 + (mu_old - mu_new)^2) / (2 s_new^2) - 1/2."""
+        mean_old, log_std_old = old
+        mean_new, log_std_new = new
+        var_ratio = torch.exp(2 * (log_std_old - log_std_new))
+        mean_term = (mean_old - mean_new).pow(2) * torch.exp(-2 * log_std_new)
+        per_dim = log_std_new - log_std_old + 0.5 * (var_ratio + mean_term) - 0.5
+        return per_dim.sum(-1)
+
+    @staticmethod
+    def entropy_from(params: DistParams) -> torch.Tensor:
+        _, log_std = params
+        return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
+
+    @staticmethod
+    def fisher_quadratic(params: DistParams, tangent: DistParams) -> torch.Tensor:
+        """t^T M t per state: sum_i d_mu_i^2 / s_i^2 + 2 d_log_std_i^2."""
+        _, log_std = params
+        d_mean, d_log_std = tangent
+        return (d_mean.pow(2) * torch.exp(-2 * log_std) + 2 * d_log_std.pow(2)).sum(-1)
+
+    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.log_prob_from(self.dist_params(obs), act)
+
+    def kl(self, old_params: DistParams, obs: torch.Tensor) -> torch.Tensor:
+        """Per-state KL(pi_old || pi_theta); ``old_params`` should be detached."""
+        return self.kl_from(old_params, self.dist_params(obs))
+
+    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.entropy_from(self.dist_params(obs))
+
+    @torch.no_grad()
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        mean = self.mean_net(obs)
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+        return mean + torch.exp(self.log_std) * noise
+
+
+class CategoricalMLP(nn.Module):
+    """pi(a|s) = softmax(logits_theta(s)); params = (normalized log-probabilities (N, K),)."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden: Sequence[int] = (64, 64),
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.n_actions = obs_dim, n_actions
+        self.logits_net = tanh_mlp(obs_dim, n_actions, hidden, dtype)
+
+    def dist_params(self, obs: torch.Tensor) -> DistParams:
+        return (torch.log_softmax(self.logits_net(obs), dim=-1),)
+
+    forward = dist_params
+
+    @staticmethod
+    def log_prob_from(params: DistParams, act: torch.Tensor) -> torch.Tensor:
+        (log_p,) = params
+        return log_p.gather(-1, act.long().unsqueeze(-1)).squeeze(-1)
+
+    @staticmethod
+    def kl_from(old: DistParams, new: DistParams) -> torch.Tensor:
+        """KL(p_old || p_new) = sum_a p_old(a) (log p_old(a) - log p_new(a)) per state."""
+        (log_p_old,), (log_p_new,) = old, new
+        return (torch.exp(log_p_old) * (log_p_old - log_p_new)).sum(-1)
+
+    @staticmethod
+    def entropy_from(params: DistParams) -> torch.Tensor:
+        (log_p,) = params
+        return -(torch.exp(log_p) * log_p).sum(-1)
+
+    @staticmethod
+    def fisher_quadratic(params: DistParams, tangent: DistParams) -> torch.Tensor:
+        """t^T M t per state: Var_{a~p}(d log p(a)) = sum_a p dl^2 - (sum_a p dl)^2."""
+        (log_p,), (d_log_p,) = params, tangent
+        p = torch.exp(log_p)
+        return (p * d_log_p.pow(2)).sum(-1) - (p * d_log_p).sum(-1).pow(2)
+
+    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.log_prob_from(self.dist_params(obs), act)
+
+    def kl(self, old_params: DistParams, obs: torch.Tensor) -> torch.Tensor:
+        """Per-state KL(pi_old || pi_theta); ``old_params`` should be detached."""
+        return self.kl_from(old_params, self.dist_params(obs))
+
+    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.entropy_from(self.dist_params(obs))
+
+    @torch.no_grad()
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        probs = torch.softmax(self.logits_net(obs), dim=-1)
+        u = torch.rand((*probs.shape[:-1], 1), generator=generator, dtype=probs.dtype)
+        index = torch.searchsorted(probs.cumsum(-1), u).squeeze(-1)
+        return index.clamp_(max=self.n_actions - 1)  # guards cumsum rounding below u
+
+
+Policy = DiagGaussianMLP | CategoricalMLP

@@ -1,0 +1,423 @@
+"""One policy update from a batch: TRPO's step (section 6, App. C) and its baselines, one code path.
+
+The practical problem (eq. 12-14) is
+
+    maximize_theta  L(theta) = mean_n [pi_theta(a_n|s_n) / pi_old(a_n|s_n) * A_n]
+    subject to      mean_n KL(pi_old(.|s_n) || pi_theta(.|s_n)) <= delta,
+
+solved as in App. C: g = grad L at theta_old; A = Hessian of the mean KL (the Fisher matrix),
+applied by double backprop (:func:`fisher_vector_product_fn`) with ``damping * I`` added; s ~=
+A^{-1} g by :func:`conjugate_gradient` from x0 = 0; beta = sqrt(2 delta / s^T A s) puts the
+quadratic model of the KL at delta (:func:`step_scale`); then :func:`line_search` backtracks
+until L improves and the KL, recomputed on the full batch, is <= delta.
+
+:func:`update` runs one of these rules, chosen by ``algo`` (:data:`ALGOS`):
+
+- ``trpo``: the above (mean-KL constraint, line search).
+- ``npg``: natural gradient with a fixed step size, theta += step_size * s; no line search, no
+  KL check (the paper's natural-gradient baseline, whose step size it swept).
+- ``max-kl``: the constraint is max_n KL instead of the mean (the paper's cart-pole variant).
+  The search direction is the same s; beta uses the largest per-state quadratic model,
+  max_n s^T A_n s + damping |s|^2; the line search checks the max KL on the full batch.
+- ``empirical-fim``: as ``trpo`` with A = the covariance of the per-sample score gradients
+  grad log pi(a_n|s_n) (the "empirical FIM" of section 8) instead of the KL Hessian.
+- ``pg``: vanilla gradient ascent theta += step_size * g; no KL check.
+
+Every rule refuses to leave non-finite parameters: a step that is not finite is rejected and
+the exact old parameters stay in place (they are restored bit for bit from a saved copy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from trpo_ref.deep.policies import DiagGaussianMLP, DistParams, Policy
+
+ALGOS = ("trpo", "npg", "max-kl", "empirical-fim", "pg")
+
+VectorProduct = Callable[[torch.Tensor], torch.Tensor]
+
+
+# --- flat parameter vectors ----------------------------------------------------------------------
+
+def get_flat_params(module: nn.Module) -> torch.Tensor:
+    """All parameters of ``module`` concatenated into a new 1-D tensor (a copy, not a view)."""
+    return torch.cat([p.detach().reshape(-1) for p in module.parameters()]).clone()
+
+
+def set_flat_params(module: nn.Module, flat: torch.Tensor) -> None:
+    """Copy ``flat`` (as from :func:`get_flat_params`) into the parameters, exactly."""
+    n_total = sum(p.numel() for p in module.parameters())
+    if flat.shape != (n_total,):
+        raise ValueError(f"flat parameter vector has shape {tuple(flat.shape)}, need ({n_total},)")
+    offset = 0
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(flat[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+
+def flat_grad(
+    output: torch.Tensor,
+    module: nn.Module,
+    create_graph: bool = False,
+    retain_graph: bool | None = None,
+) -> torch.Tensor:
+    """d output / d theta as one flat vector, in the order of ``module.parameters()``.
+
+    ``retain_graph`` defaults to ``create_graph`` (as in torch.autograd.grad)."""
+    grads = torch.autograd.grad(
+        output, list(module.parameters()), create_graph=create_graph, retain_graph=retain_graph
+    )
+    return torch.cat([g.reshape(-1) for g in grads])
+
+
+def functional_dist_params(policy: Policy, flat: torch.Tensor, obs: torch.Tensor) -> DistParams:
+    """pi_theta's distribution parameters with theta = ``flat``: differentiable in ``flat``.
+
+    For explicit Hessians (tests) and forward-mode products (max-KL, empirical FIM).
+    """
+    named, offset = {}, 0
+    for name, p in policy.named_parameters():
+        named[name] = flat[offset : offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return torch.func.functional_call(policy, named, (obs,))
+
+
+# --- the batch and the surrogate -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PolicyBatch:
+    """What one update sees. obs (N, obs_dim); act (N, act_dim) or (N,); adv (N,);
+    old_params: pi_old's distribution parameters, detached; old_log_prob (N,), detached."""
+
+    obs: torch.Tensor
+    act: torch.Tensor
+    adv: torch.Tensor
+    old_params: DistParams
+    old_log_prob: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+
+def make_batch(
+    policy: Policy, obs: torch.Tensor, act: torch.Tensor, adv: torch.Tensor
+) -> PolicyBatch:
+    """Freeze pi_old = the current policy on ``obs`` (no graph kept)."""
+    with torch.no_grad():
+        old_params = tuple(t.detach().clone() for t in policy.dist_params(obs))
+        old_log_prob = policy.log_prob_from(old_params, act)
+    return PolicyBatch(obs, act, adv, old_params, old_log_prob)
+
+
+def surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
+    """L(theta) = mean_n exp(log pi_theta(a_n|s_n) - log pi_old(a_n|s_n)) A_n.
+
+    Eq. (14) with the sampling distribution q = pi_old (single path)."""
+    log_prob = policy.log_prob(batch.obs, batch.act)
+    return (torch.exp(log_prob - batch.old_log_prob) * batch.adv).mean()
+
+
+def kl_per_state(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
+    """KL(pi_old(.|s_n) || pi_theta(.|s_n)) for every state of the batch; shape (N,)."""
+    return policy.kl(batch.old_params, batch.obs)
+
+
+# --- Fisher-vector products and conjugate gradient -----------------------------------------------
+
+def fisher_vector_product_fn(
+    policy: Policy,
+    obs: torch.Tensor,
+    old_params: DistParams,
+    damping: float,
+    index: torch.Tensor | None = None,
+) -> VectorProduct:
+    """v -> (H + damping I) v, H = Hessian in theta of mean_n KL(pi_old || pi_theta) on ``obs``.
+
+    App. C: the Fisher matrix is the analytic Hessian of the mean KL, applied by double backprop
+    without forming it. pi_old enters as detached ``old_params``; the gradient of the mean KL is
+    built once with its graph, and each product is one backward pass through it. ``index``
+    restricts the mean to those rows (App. C's subsample: only the Fisher products use it).
+    """
+    if index is not None:
+        obs, old_params = obs[index], tuple(t[index] for t in old_params)
+    grad_kl = flat_grad(policy.kl(old_params, obs).mean(), policy, create_graph=True)
+    params = list(policy.parameters())
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        hv = torch.autograd.grad(grad_kl @ v, params, retain_graph=True)
+        return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+
+    return product
+
+
+def fisher_vector_product(
+    policy: Policy,
+    obs: torch.Tensor,
+    old_params: DistParams,
+    v: torch.Tensor,
+    damping: float,
+    index: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One product (H + damping I) v; see :func:`fisher_vector_product_fn`."""
+    return fisher_vector_product_fn(policy, obs, old_params, damping, index)(v)
+
+
+def empirical_fisher_vector_product_fn(
+    policy: Policy, obs: torch.Tensor, act: torch.Tensor, damping: float
+) -> VectorProduct:
+    """v -> (F_emp + damping I) v, F_emp = covariance over n of the scores grad log pi(a_n|s_n).
+
+    With G the (N, P) matrix of scores and C the centring matrix, F_emp = G^T C G / N, applied as
+    a forward-mode product G v, centred, then a backward-mode product G^T (.) / N.
+    """
+    theta = get_flat_params(policy)
+
+    def log_probs(flat: torch.Tensor) -> torch.Tensor:
+        return policy.log_prob_from(functional_dist_params(policy, flat, obs), act)
+
+    _, pullback = torch.func.vjp(log_probs, theta)
+    n = obs.shape[0]
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        _, gv = torch.func.jvp(log_probs, (theta,), (v,))
+        (gtv,) = pullback((gv - gv.mean()) / n)
+        return gtv + damping * v
+
+    return product
+
+
+def conjugate_gradient(
+    matrix_vector: VectorProduct, b: torch.Tensor, iters: int = 10, residual_tol: float = 1e-10
+) -> tuple[torch.Tensor, float]:
+    """Approximately solve A x = b by ``iters`` CG iterations from x0 = 0 (App. C: 10).
+
+    Stops early once |r|^2 < residual_tol. Returns (x, |b - A x|), the residual as tracked by
+    the CG recursion. No guard for A that is not positive definite: the step guard
+    (:func:`step_scale`) rejects the result through s^T A s.
+    """
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = b.clone()
+    rr = r @ r
+    for _ in range(iters):
+        if rr < residual_tol:
+            break
+        ap = matrix_vector(p)
+        alpha = rr / (p @ ap)
+        x += alpha * p
+        r -= alpha * ap
+        rr_new = r @ r
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x, float(torch.sqrt(rr))
+
+
+def step_scale(s_a_s: float, delta: float) -> tuple[float, str | None]:
+    """beta = sqrt(2 delta / s^T A s): the step beta s has quadratic-model KL 1/2 beta^2 s^T A s
+    = delta (section 6 / App. C). Returns (beta, None), or (nan, reason) when s^T A s is not
+    finite or not > 0 (the step must then be rejected)."""
+    if not math.isfinite(s_a_s):
+        return math.nan, f"s^T A s is not finite ({s_a_s})"
+    if s_a_s <= 0:
+        return math.nan, f"s^T A s <= 0 ({s_a_s})"
+    beta = math.sqrt(2 * delta / s_a_s)
+    if not math.isfinite(beta):
+        return math.nan, f"beta is not finite (s^T A s = {s_a_s})"
+    return beta, None
+
+
+def per_state_quadratic(policy: Policy, obs: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """s^T H_n s for every state n, H_n the Hessian of KL(pi_old(.|s_n) || pi_theta(.|s_n)) at
+    theta = theta_old: (J_n s)^T M_n (J_n s), J_n s by a forward-mode product; shape (N,)."""
+    theta = get_flat_params(policy)
+    params, tangent = torch.func.jvp(
+        lambda flat: functional_dist_params(policy, flat, obs), (theta,), (direction,)
+    )
+    return policy.fisher_quadratic(params, tangent)
+
+
+# --- line search ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LineSearchResult:
+    """accepted; backtracks (shrinks before acceptance, ``max_backtracks`` on failure); fraction
+    of the full step applied (0 on failure); surrogate and constraint value at the applied
+    parameters (the old surrogate and nan on failure); reason when rejected."""
+
+    accepted: bool
+    backtracks: int
+    fraction: float
+    surrogate: float
+    constraint: float
+    reason: str | None
+
+
+def line_search(
+    policy: nn.Module,
+    theta_old: torch.Tensor,
+    full_step: torch.Tensor,
+    evaluate: Callable[[], tuple[float, float]],
+    surrogate_old: float,
+    limit: float,
+    backtrack: float = 0.8,
+    max_backtracks: int = 10,
+) -> LineSearchResult:
+    """Exponential backtracking: try theta_old + backtrack^k * full_step, k = 0, 1, ...
+
+    ``evaluate()`` returns (surrogate, constraint) at the policy's current parameters, the
+    constraint being the KL on the full batch. A candidate is accepted only if both are finite,
+    the surrogate improves on ``surrogate_old`` and the constraint is <= ``limit``. If no
+    candidate passes, ``theta_old`` (which must not alias the parameters) is copied back, so
+    the parameters are restored bit for bit.
+    """
+    why = "no candidate tried"
+    for k in range(max_backtracks):
+        fraction = backtrack**k
+        set_flat_params(policy, theta_old + fraction * full_step)
+        surr, constraint = evaluate()
+        if not (math.isfinite(surr) and math.isfinite(constraint)):
+            why = f"non-finite surrogate or KL ({surr}, {constraint})"
+        elif surr <= surrogate_old:
+            why = "surrogate did not improve"
+        elif constraint > limit:
+            why = f"KL {constraint:.3g} > {limit:.3g}"
+        else:
+            return LineSearchResult(True, k, fraction, surr, constraint, None)
+    set_flat_params(policy, theta_old)
+    reason = f"line search failed after {max_backtracks} tries; last: {why}"
+    return LineSearchResult(False, max_backtracks, 0.0, surrogate_old, math.nan, reason)
+
+
+# --- the update ----------------------------------------------------------------------------------
+
+def subsample_index(n: int, fraction: float, generator: torch.Generator | None) -> torch.Tensor:
+    """Sorted random subset of range(n) with ceil(fraction * n) elements (App. C: 10%)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fvp_subsample must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return torch.arange(n)
+    k = max(1, math.ceil(fraction * n))
+    return torch.randperm(n, generator=generator)[:k].sort().values
+
+
+def update(
+    policy: Policy,
+    batch: PolicyBatch,
+    *,
+    algo: str = "trpo",
+    delta: float = 0.01,
+    damping: float = 0.1,
+    cg_iters: int = 10,
+    backtrack: float = 0.8,
+    max_backtracks: int = 10,
+    fvp_subsample: float = 1.0,
+    step_size: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> dict[str, float | int | bool | str | None]:
+    """One update of ``policy`` on ``batch`` by rule ``algo`` (see the module docstring).
+
+    ``delta``: KL bound (trpo, max-kl, empirical-fim). ``step_size``: fixed step (npg, pg).
+    ``fvp_subsample``: fraction of the batch's states the Fisher products use (the gradient,
+    surrogate and KL checks always use the full batch); 1.0 here, the paper's 0.1 in
+    :class:`trpo_ref.deep.trpo.TRPOConfig`. Returns metrics, keys ``train/...``; the
+    KL and surrogate metrics are measured at the parameters actually left in place.
+    """
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algo {algo!r}; choose one of {ALGOS}")
+    theta_old = get_flat_params(policy)
+    surrogate_old_t = surrogate(policy, batch)
+    g = flat_grad(surrogate_old_t, policy)
+    surrogate_old = float(surrogate_old_t.detach())
+    metrics: dict[str, float | int | bool | str | None] = {
+        "train/grad_norm": float(g.norm()),
+        "train/damping": damping,
+        "train/beta": math.nan,
+        "train/sAs": math.nan,
+        "train/sAs_max": math.nan,
+        "train/cg_residual": math.nan,
+        "train/backtracks": 0,
+        "train/fvp_states": 0,
+        "train/surrogate_predicted_full": math.nan,
+    }
+    reason: str | None = None
+    full_step: torch.Tensor | None = None
+    use_line_search = algo in ("trpo", "max-kl", "empirical-fim")
+
+    if not torch.isfinite(g).all():
+        reason = "gradient is not finite"
+    elif algo == "pg":
+        full_step = step_size * g
+    else:
+        index = subsample_index(len(batch), fvp_subsample, generator)
+        metrics["train/fvp_states"] = int(index.numel())
+        if algo == "empirical-fim":
+            a_v = empirical_fisher_vector_product_fn(
+                policy, batch.obs[index], batch.act[index], damping
+            )
+        else:
+            a_v = fisher_vector_product_fn(policy, batch.obs, batch.old_params, damping, index)
+        s, residual = conjugate_gradient(a_v, g, cg_iters)
+        s_a_s = float(s @ a_v(s))
+        metrics["train/cg_residual"] = residual
+        metrics["train/sAs"] = s_a_s
+        if algo == "npg":
+            full_step = step_size * s
+        else:
+            if algo == "max-kl":
+                quad = per_state_quadratic(policy, batch.obs, s).detach()
+                s_a_s = float(quad.max()) + damping * float(s @ s)
+                metrics["train/sAs_max"] = s_a_s
+            beta, reason = step_scale(s_a_s, delta)
+            metrics["train/beta"] = beta
+            if reason is None:
+                full_step = beta * s
+
+    if full_step is not None and not torch.isfinite(full_step).all():
+        reason, full_step = "step is not finite", None
+    fraction = 0.0
+    if full_step is not None:
+        metrics["train/surrogate_predicted_full"] = float(g @ full_step)
+        if use_line_search:
+            def evaluate() -> tuple[float, float]:
+                with torch.no_grad():
+                    kl = kl_per_state(policy, batch)
+                    constraint = kl.max() if algo == "max-kl" else kl.mean()
+                    return float(surrogate(policy, batch)), float(constraint)
+
+            result = line_search(
+                policy, theta_old, full_step, evaluate, surrogate_old, delta,
+                backtrack, max_backtracks,
+            )
+            fraction, reason = result.fraction, result.reason
+            metrics["train/backtracks"] = result.backtracks
+        else:
+            set_flat_params(policy, theta_old + full_step)
+            fraction = 1.0
+    if fraction == 0.0:
+        set_flat_params(policy, theta_old)  # already in place unless a branch above moved it
+
+    with torch.no_grad():
+        applied = get_flat_params(policy) - theta_old
+        kl = kl_per_state(policy, batch)
+        params = policy.dist_params(batch.obs)
+        metrics.update({
+            "train/accepted": reason is None,
+            "train/reject_reason": reason,
+            "train/step_fraction": fraction,
+            "train/step_norm": float(applied.norm()),
+            "train/kl_mean": float(kl.mean()),
+            "train/kl_max": float(kl.max()),
+            "train/surrogate_predicted": float(g @ applied),
+            "train/surrogate_actual": float(surrogate(policy, batch)) - surrogate_old,
+            "train/entropy": float(policy.entropy_from(params).mean()),
+        })
+        if isinstance(policy, DiagGaussianMLP):
+            metrics["train/std_mean"] = float(torch.exp(policy.log_std).mean())
+    return metrics

@@ -1,0 +1,353 @@
+"""TRPO (single path) for gymnasium, readable top to bottom: Schulman et al. 2015, section 5.1 + 6.
+
+One iteration:
+  1. rollout: run whole episodes with pi_old until the batch holds >= ``steps_per_iter`` steps
+     (so every trajectory in the batch is complete; timesteps are counted exactly);
+  2. advantages: GAE(gamma, lambda) from the value function as it was before this iteration's
+     fit, bootstrapping at time-limit truncation but not at termination;
+  3. policy: one update by :func:`trpo_ref.deep.step.update` (``algo`` switches between trpo,
+     npg, max-kl, empirical-fim and pg);
+  4. value: fit V to the lambda-return targets (never touches the policy);
+  5. observation statistics: fold the batch in (they stay frozen during 1-4).
+
+Every iteration appends one JSON object of metrics to ``out_dir/metrics.jsonl``. Same config,
+same numbers: torch, numpy, the environment and its action space are seeded from ``seed``, and
+the action noise, FVP subsample and value minibatches draw from their own seeded generators.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from trpo_ref.deep.gae import gae
+from trpo_ref.deep.normalize import RunningObsNormalizer
+from trpo_ref.deep.policies import PRESETS, CategoricalMLP, DiagGaussianMLP, Policy, hidden_sizes
+from trpo_ref.deep.runtime import torch_threads
+from trpo_ref.deep.step import ALGOS, get_flat_params, make_batch, set_flat_params, update
+from trpo_ref.deep.value import ValueMLP, fit_value
+
+Metrics = dict[str, float | int | bool | str | None]
+
+
+@dataclass(frozen=True)
+class TRPOConfig:
+    """Hyperparameters of one training run (defaults: the paper where it is explicit)."""
+
+    env_id: str = "Hopper-v5"  # gymnasium environment id (1-D Box observations)
+    algo: str = "trpo"  # update rule: trpo | npg | max-kl | empirical-fim | pg
+    seed: int = 0  # seeds torch, numpy, the env (first reset), its action space, the generators
+    total_steps: int = 1_000_000  # stop once this many env steps have been taken in total
+    steps_per_iter: int = 5_000  # minimum env steps per batch (whole episodes: may run over)
+    delta: float = 0.01  # KL bound (paper: 0.01 everywhere)
+    gamma: float = 0.99  # discount (paper: 0.99)
+    lam: float = 0.97  # GAE lambda (not in the paper; 0.95-0.98 in public implementations)
+    cg_iters: int = 10  # conjugate-gradient iterations (paper, App. C: 10)
+    damping: float = 0.1  # added to the Fisher matrix, A = F + damping I (paper: none given)
+    backtrack: float = 0.8  # line-search shrink factor per try (paper: none given)
+    max_backtracks: int = 10  # line-search tries before the step is rejected
+    fvp_subsample: float = 0.1  # fraction of the batch's states for Fisher products (App. C: 10%)
+    step_size: float = 0.1  # fixed step size of npg (times F^-1 g) and pg (times g)
+    network: str = "64x64"  # policy/value hidden layers: "paper" (one layer) or "64x64"
+    hidden: int = 50  # hidden units of the "paper" preset (Table 2: 30 Swimmer, 50 Hopper)
+    log_std_init: float = 0.0  # initial log standard deviation of Gaussian policies
+    normalize_obs: bool = True  # running observation normalization, frozen within an iteration
+    obs_clip: float = 10.0  # clip normalized observations to +-obs_clip
+    normalize_advantages: bool = True  # standardize advantages per batch before the update
+    vf_epochs: int = 5  # Adam passes over the batch per value fit
+    vf_minibatch: int = 128  # value-fit minibatch size
+    vf_lr: float = 1e-3  # value-fit Adam learning rate
+    threads: int = 1  # torch intra-op threads during training (small nets lose with more)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field (called by :func:`train` before work)."""
+        checks = [
+            (self.algo in ALGOS, f"algo must be one of {ALGOS}, got {self.algo!r}"),
+            (math.isfinite(self.delta) and self.delta > 0, f"delta must be > 0, got {self.delta}"),
+            (0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}"),
+            (0 <= self.lam <= 1, f"lam must be in [0, 1], got {self.lam}"),
+            (self.cg_iters >= 1, f"cg_iters must be >= 1, got {self.cg_iters}"),
+            (math.isfinite(self.damping) and self.damping >= 0,
+             f"damping must be >= 0, got {self.damping}"),
+            (0 < self.backtrack < 1, f"backtrack must be in (0, 1), got {self.backtrack}"),
+            (self.max_backtracks >= 1, f"max_backtracks must be >= 1, got {self.max_backtracks}"),
+            (0 < self.fvp_subsample <= 1,
+             f"fvp_subsample must be in (0, 1], got {self.fvp_subsample}"),
+            (math.isfinite(self.step_size) and self.step_size > 0,
+             f"step_size must be > 0, got {self.step_size}"),
+            (self.network in PRESETS, f"network must be one of {PRESETS}, got {self.network!r}"),
+            (self.hidden >= 1, f"hidden must be >= 1, got {self.hidden}"),
+            (self.total_steps >= 1, f"total_steps must be >= 1, got {self.total_steps}"),
+            (self.steps_per_iter >= 2, f"steps_per_iter must be >= 2, got {self.steps_per_iter}"),
+            (self.obs_clip > 0, f"obs_clip must be > 0, got {self.obs_clip}"),
+            (self.vf_epochs >= 0, f"vf_epochs must be >= 0, got {self.vf_epochs}"),
+            (self.vf_minibatch >= 1, f"vf_minibatch must be >= 1, got {self.vf_minibatch}"),
+            (self.vf_lr > 0, f"vf_lr must be > 0, got {self.vf_lr}"),
+            (self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+# --- environment and networks --------------------------------------------------------------------
+
+def make_env(env_id: str) -> gym.Env:
+    """gymnasium.make(env_id) with RecordEpisodeStatistics directly around it, so the recorded
+    episode returns are the environment's own rewards. Unknown ids and spaces the policies
+    cannot handle raise ValueError."""
+    try:
+        env = gym.make(env_id)
+    except gym.error.Error as error:
+        raise ValueError(f"unknown environment id {env_id!r}: {error}") from error
+    obs_space, act_space = env.observation_space, env.action_space
+    problem = None
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        problem = f"observation space {obs_space} is not a 1-D Box"
+    elif isinstance(act_space, gym.spaces.Box):
+        if len(act_space.shape) != 1:
+            problem = f"action space {act_space} is not a 1-D Box"
+    elif not isinstance(act_space, gym.spaces.Discrete):
+        problem = f"action space {act_space} is neither a 1-D Box nor Discrete"
+    if problem is None and (env.spec is None or env.spec.max_episode_steps is None):
+        problem = "it has no time limit (whole-episode sampling needs max_episode_steps)"
+    if problem is not None:
+        env.close()
+        raise ValueError(f"environment {env_id!r} is not supported: {problem}")
+    return gym.wrappers.RecordEpisodeStatistics(env)
+
+
+def make_policy(config: TRPOConfig, env: gym.Env) -> Policy:
+    """The policy for ``env``'s spaces: DiagGaussianMLP (Box actions) or CategoricalMLP."""
+    obs_dim = env.observation_space.shape[0]
+    hidden = hidden_sizes(config.network, config.hidden)
+    if isinstance(env.action_space, gym.spaces.Discrete):
+        return CategoricalMLP(obs_dim, int(env.action_space.n), hidden)
+    return DiagGaussianMLP(obs_dim, env.action_space.shape[0], hidden, config.log_std_init)
+
+
+# --- 1. rollout ----------------------------------------------------------------------------------
+
+@dataclass
+class Rollout:
+    """A batch of whole episodes, rows in time order. obs: normalized (N, obs_dim); raw_obs:
+    as the env gave them; act (N, ...); rewards, terminated, episode_end (N,); truncated_final:
+    {row: normalized final observation} for episodes cut by the time limit; episode_returns and
+    episode_lengths of the batch's episodes (from RecordEpisodeStatistics)."""
+
+    obs: np.ndarray
+    raw_obs: np.ndarray
+    act: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    episode_end: np.ndarray
+    truncated_final: dict[int, np.ndarray]
+    episode_returns: list[float]
+    episode_lengths: list[int]
+
+
+def _check_finite(obs: np.ndarray, reward: float, what: str) -> None:
+    if not np.all(np.isfinite(obs)):
+        raise ValueError(f"environment returned a non-finite observation {what}: {obs}")
+    if not math.isfinite(reward):
+        raise ValueError(f"environment returned a non-finite reward {what}: {reward}")
+
+
+def collect_rollout(
+    env: gym.Env,
+    policy: Policy,
+    normalize: Callable[[np.ndarray], np.ndarray],
+    min_steps: int,
+    generator: torch.Generator,
+    reset_seed: int | None,
+) -> Rollout:
+    """Run whole episodes with ``policy`` until >= ``min_steps`` steps; Box actions are clipped
+    to the action space's bounds for the env (the unclipped sample is stored and scored)."""
+    box = isinstance(env.action_space, gym.spaces.Box)
+    low, high = (env.action_space.low, env.action_space.high) if box else (None, None)
+    obs_rows, raw_rows, act_rows, rewards, terminated, episode_end = [], [], [], [], [], []
+    truncated_final: dict[int, np.ndarray] = {}
+    returns, lengths = [], []
+    raw, _ = env.reset(seed=reset_seed)
+    _check_finite(raw, 0.0, "at reset")
+    while True:
+        obs = normalize(raw)
+        act = policy.sample(torch.as_tensor(obs), generator).numpy()
+        env_act = np.clip(act, low, high) if box else int(act)
+        next_raw, reward, term, trunc, info = env.step(env_act)
+        _check_finite(next_raw, float(reward), f"at batch step {len(rewards)}")
+        obs_rows.append(obs)
+        raw_rows.append(raw)
+        act_rows.append(act)
+        rewards.append(float(reward))
+        terminated.append(bool(term))
+        episode_end.append(bool(term or trunc))
+        if term or trunc:
+            if not term:
+                truncated_final[len(rewards) - 1] = normalize(next_raw)
+            returns.append(float(info["episode"]["r"]))
+            lengths.append(int(info["episode"]["l"]))
+            if len(rewards) >= min_steps:
+                break
+            raw, _ = env.reset()
+            _check_finite(raw, 0.0, "at reset")
+        else:
+            raw = next_raw
+    return Rollout(
+        np.asarray(obs_rows), np.asarray(raw_rows), np.asarray(act_rows),
+        np.asarray(rewards), np.asarray(terminated), np.asarray(episode_end),
+        truncated_final, returns, lengths,
+    )
+
+
+# --- 2. advantages -------------------------------------------------------------------------------
+
+def advantages_and_targets(
+    rollout: Rollout, value_fn: ValueMLP, gamma: float, lam: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """GAE advantages and lambda-return targets (A + V_old), with V_old = ``value_fn`` now."""
+    with torch.no_grad():
+        values = value_fn(torch.as_tensor(rollout.obs)).numpy()
+        next_values = np.append(values[1:], 0.0)
+        if rollout.truncated_final:
+            rows = np.fromiter(rollout.truncated_final, dtype=np.int64)
+            finals = torch.as_tensor(np.stack(list(rollout.truncated_final.values())))
+            next_values[rows] = value_fn(finals).numpy()
+    next_values[rollout.terminated] = 0.0
+    adv = gae(rollout.rewards, values, next_values, rollout.terminated, rollout.episode_end,
+              gamma, lam)
+    return adv, adv + values
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's and numpy's global generators (network initialization, anything global)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 -- the legacy global state is what third-party code uses
+
+
+def _jsonable(metrics: Metrics) -> Metrics:
+    """NaN / inf -> None so that every line is standard JSON."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in metrics.items()}
+
+
+def train(
+    config: TRPOConfig,
+    out_dir: str | Path | None = None,
+    progress: Callable[[Metrics], None] | None = None,
+) -> list[Metrics]:
+    """Train by ``config``; returns the per-iteration metrics (also in out_dir/metrics.jsonl).
+
+    ``progress`` is called with each iteration's metrics (e.g. to drive a progress bar).
+    Invalid configs, unknown env ids and unsupported spaces raise ValueError before anything is
+    written; a non-finite observation or reward raises ValueError before it reaches an update.
+    """
+    config.validate()
+    env = make_env(config.env_id)
+    try:
+        with torch_threads(config.threads):
+            return _train(config, env, out_dir, progress)
+    finally:
+        env.close()
+
+
+def _train(
+    config: TRPOConfig,
+    env: gym.Env,
+    out_dir: str | Path | None,
+    progress: Callable[[Metrics], None] | None,
+) -> list[Metrics]:
+    seed_everything(config.seed)
+    env.action_space.seed(config.seed)
+    env.observation_space.seed(config.seed)
+    policy = make_policy(config, env)
+    obs_dim = env.observation_space.shape[0]
+    value_fn = ValueMLP(obs_dim, hidden_sizes(config.network, config.hidden))
+    value_opt = torch.optim.Adam(value_fn.parameters(), lr=config.vf_lr)
+    normalizer = RunningObsNormalizer(obs_dim, clip=config.obs_clip)
+    sample_gen = torch.Generator().manual_seed(config.seed)
+    update_gen = torch.Generator().manual_seed(config.seed + 1)
+    identity = lambda raw: np.asarray(raw, dtype=np.float64)  # noqa: E731
+
+    log_file = None
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+        log_file = (out / "metrics.jsonl").open("w")
+    history: list[Metrics] = []
+    total_steps, iteration = 0, 0
+    try:
+        while total_steps < config.total_steps:
+            t_start = time.perf_counter()
+            normalize = normalizer if config.normalize_obs else identity
+            rollout = collect_rollout(env, policy, normalize, config.steps_per_iter, sample_gen,
+                                      reset_seed=config.seed if iteration == 0 else None)
+            t_rollout = time.perf_counter()
+
+            adv, targets = advantages_and_targets(rollout, value_fn, config.gamma, config.lam)
+            if config.normalize_advantages:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            batch = make_batch(policy, torch.as_tensor(rollout.obs),
+                               torch.as_tensor(rollout.act), torch.as_tensor(adv))
+            t_advantages = time.perf_counter()
+            metrics = update(
+                policy, batch, algo=config.algo, delta=config.delta, damping=config.damping,
+                cg_iters=config.cg_iters, backtrack=config.backtrack,
+                max_backtracks=config.max_backtracks, fvp_subsample=config.fvp_subsample,
+                step_size=config.step_size, generator=update_gen,
+            )
+            t_update = time.perf_counter()
+
+            value_before = get_flat_params(value_fn)
+            metrics.update(fit_value(value_fn, value_opt, torch.as_tensor(rollout.obs),
+                                     torch.as_tensor(targets), config.vf_epochs,
+                                     config.vf_minibatch, update_gen))
+            value_finite = bool(torch.isfinite(get_flat_params(value_fn)).all())
+            if not value_finite:  # never keep NaN parameters; the log says so
+                set_flat_params(value_fn, value_before)
+            metrics["value/restored"] = not value_finite
+            t_value = time.perf_counter()
+
+            normalizer.update(rollout.raw_obs)
+            iteration += 1
+            batch_steps = len(rollout.rewards)
+            total_steps += batch_steps
+            returns = np.asarray(rollout.episode_returns)
+            metrics.update({
+                "global/iteration": iteration,
+                "global/steps": total_steps,
+                "rollout/steps": batch_steps,
+                "rollout/episodes": len(returns),
+                "rollout/ep_return_mean": float(returns.mean()),
+                "rollout/ep_return_std": float(returns.std()),
+                "rollout/ep_return_min": float(returns.min()),
+                "rollout/ep_return_max": float(returns.max()),
+                "rollout/ep_len_mean": float(np.mean(rollout.episode_lengths)),
+                "time/rollout_s": t_rollout - t_start,
+                "time/advantages_s": t_advantages - t_rollout,
+                "time/update_s": t_update - t_advantages,
+                "time/value_fit_s": t_value - t_update,
+                "time/iteration_s": t_value - t_start,
+            })
+            history.append(metrics)
+            if log_file is not None:
+                log_file.write(json.dumps(_jsonable(metrics)) + "\n")
+                log_file.flush()
+            if progress is not None:
+                progress(metrics)
+    finally:
+        if log_file is not None:
+            log_file.close()
+    return history
