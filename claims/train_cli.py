@@ -3,7 +3,7 @@
 Every field of :class:`trpo_ref.deep.trpo.TRPOConfig` is an option (``--field-name``), with the
 field's one-line doc as its help; ``--env``, ``--steps`` and ``--out`` are the short names the
 issue asks for. One progress line per iteration goes to stderr; the per-iteration metrics go to
-OUT/metrics.jsonl.
+OUT/metrics.jsonl and checkpoints to OUT/checkpoint.pt; ``--resume`` continues from the latter.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default=None, help="directory for metrics.jsonl (default: runs/ENV-ALGO-sSEED)"
     )
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="continue from OUT/checkpoint.pt (only --steps, --threads and --checkpoint-every "
+        "may differ from the checkpoint's config)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -72,7 +77,7 @@ def _progress_line(metrics: dict[str, Any], total_steps: int, started: float) ->
 
 
 def handle(args: argparse.Namespace) -> int:
-    from trpo_ref.deep.trpo import TRPOConfig, train
+    from trpo_ref.deep.trpo import NonFiniteParametersError, TRPOConfig, train
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TRPOConfig)}
     config = TRPOConfig(**values)
@@ -84,10 +89,13 @@ def handle(args: argparse.Namespace) -> int:
             print(_progress_line(metrics, config.total_steps, started), file=sys.stderr)
 
     try:
-        history = train(config, out_dir=out, progress=progress)
-    except ValueError as exc:
+        history = train(config, out_dir=out, progress=progress, resume=args.resume)
+    except (ValueError, FileNotFoundError) as exc:
         print(f"trpo-claims train: error: {exc}", file=sys.stderr)
         return 2
+    except NonFiniteParametersError as exc:
+        print(f"trpo-claims train: stopped: {exc}", file=sys.stderr)
+        return 1
     last = history[-1] if history else {}
     print(
         f"trained {config.algo} on {config.env_id} for {last.get('global/steps', 0):,} steps "

@@ -13,6 +13,13 @@ One iteration:
 Every iteration appends one JSON object of metrics to ``out_dir/metrics.jsonl``. Same config,
 same numbers: torch, numpy, the environment and its action space are seeded from ``seed``, and
 the action noise, FVP subsample and value minibatches draw from their own seeded generators.
+
+Every ``checkpoint_every`` iterations and at the end, ``out_dir/checkpoint.pt`` is replaced
+atomically (see :mod:`trpo_ref.deep.checkpoint`) by the networks, the value optimizer, the
+observation statistics, every generator's state and the counters. ``train(..., resume=True)``
+continues from it and gives the same numbers as the run that was never stopped: batches end at
+episode ends, so no environment is in mid-episode at a checkpoint. After each update the policy
+and value parameters are checked finite; a run never goes on (or checkpoints) with NaN in them.
 """
 
 from __future__ import annotations
@@ -24,11 +31,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from trpo_ref.deep.checkpoint import (
+    CHECKPOINT_NAME,
+    FORMAT_VERSION,
+    check_compatible,
+    load_checkpoint,
+    logged_lines_up_to,
+    numpy_global_state,
+    save_checkpoint,
+    set_generator_state,
+    set_numpy_global_state,
+    write_atomic,
+)
 from trpo_ref.deep.gae import gae
 from trpo_ref.deep.normalize import RunningObsNormalizer
 from trpo_ref.deep.policies import PRESETS, CategoricalMLP, DiagGaussianMLP, Policy, hidden_sizes
@@ -67,6 +87,7 @@ class TRPOConfig:
     vf_minibatch: int = 128  # value-fit minibatch size
     vf_lr: float = 1e-3  # value-fit Adam learning rate
     threads: int = 1  # torch intra-op threads during training (small nets lose with more)
+    checkpoint_every: int = 10  # iterations between checkpoints in out_dir (0: only at the end)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field (called by :func:`train` before work)."""
@@ -93,6 +114,8 @@ class TRPOConfig:
             (self.vf_minibatch >= 1, f"vf_minibatch must be >= 1, got {self.vf_minibatch}"),
             (self.vf_lr > 0, f"vf_lr must be > 0, got {self.vf_lr}"),
             (self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+            (self.checkpoint_every >= 0,
+             f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -242,22 +265,111 @@ def _jsonable(metrics: Metrics) -> Metrics:
             for k, v in metrics.items()}
 
 
+class NonFiniteParametersError(RuntimeError):
+    """A policy or value parameter is NaN or infinite after an update: the run stops there."""
+
+
+def check_finite_parameters(iteration: int, **modules: torch.nn.Module) -> None:
+    """Raise NonFiniteParametersError naming ``iteration`` and every module (by its keyword)
+    with a non-finite parameter. The update already refuses non-finite steps; this is the
+    backstop that keeps a run from going on, logging or checkpointing with NaN parameters."""
+    bad = [name for name, module in modules.items()
+           if not bool(torch.isfinite(get_flat_params(module)).all())]
+    if bad:
+        raise NonFiniteParametersError(
+            f"iteration {iteration}: non-finite {' and '.join(bad)} parameters after the update; "
+            f"the run stops before logging or checkpointing this iteration")
+
+
+@dataclass
+class TrainingState:
+    """Everything an iteration reads or changes besides the environment: what a checkpoint holds
+    (with the env's generators and the config)."""
+
+    policy: Policy
+    value_fn: ValueMLP
+    value_opt: torch.optim.Optimizer
+    normalizer: RunningObsNormalizer
+    sample_gen: torch.Generator  # action noise
+    update_gen: torch.Generator  # FVP subsample and value minibatches
+    iteration: int = 0
+    total_steps: int = 0
+
+    def checkpoint(self, config: TRPOConfig, env: gym.Env) -> dict[str, Any]:
+        """Plain data for :func:`trpo_ref.deep.checkpoint.save_checkpoint`."""
+        return {
+            "format": FORMAT_VERSION,
+            "config": dataclasses.asdict(config),
+            "iteration": self.iteration,
+            "total_steps": self.total_steps,
+            "policy": self.policy.state_dict(),
+            "value": self.value_fn.state_dict(),
+            "value_optimizer": self.value_opt.state_dict(),
+            "normalizer": self.normalizer.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": numpy_global_state(),
+                "sample": self.sample_gen.get_state(),
+                "update": self.update_gen.get_state(),
+                **{name: rng.bit_generator.state for name, rng in _env_generators(env).items()},
+            },
+        }
+
+    def restore(self, checkpoint: dict[str, Any], env: gym.Env) -> None:
+        """Load a :meth:`checkpoint` into this state and ``env``'s generators, exactly."""
+        self.policy.load_state_dict(checkpoint["policy"])
+        self.value_fn.load_state_dict(checkpoint["value"])
+        self.value_opt.load_state_dict(checkpoint["value_optimizer"])
+        stats = checkpoint["normalizer"]
+        self.normalizer.mean = np.asarray(stats["mean"], dtype=np.float64)
+        self.normalizer.var = np.asarray(stats["var"], dtype=np.float64)
+        self.normalizer.count = int(stats["count"])
+        rng = checkpoint["rng"]
+        torch.set_rng_state(rng["torch"])
+        set_numpy_global_state(rng["numpy"])
+        self.sample_gen.set_state(rng["sample"])
+        self.update_gen.set_state(rng["update"])
+        for name, generator in _env_generators(env).items():
+            set_generator_state(generator, rng[name])
+        self.iteration, self.total_steps = checkpoint["iteration"], checkpoint["total_steps"]
+
+
+def _env_generators(env: gym.Env) -> dict[str, np.random.Generator]:
+    return {"env": env.unwrapped.np_random, "action_space": env.action_space.np_random,
+            "observation_space": env.observation_space.np_random}
+
+
 def train(
     config: TRPOConfig,
     out_dir: str | Path | None = None,
     progress: Callable[[Metrics], None] | None = None,
+    resume: bool = False,
 ) -> list[Metrics]:
-    """Train by ``config``; returns the per-iteration metrics (also in out_dir/metrics.jsonl).
+    """Train by ``config``; returns the metrics of the iterations run by this call (all of them
+    are in out_dir/metrics.jsonl).
 
     ``progress`` is called with each iteration's metrics (e.g. to drive a progress bar).
-    Invalid configs, unknown env ids and unsupported spaces raise ValueError before anything is
-    written; a non-finite observation or reward raises ValueError before it reaches an update.
+    ``resume=True`` continues from out_dir/checkpoint.pt: the config may differ from the
+    checkpoint's only in total_steps, threads and checkpoint_every; metrics.jsonl is cut back to
+    the checkpoint's iteration and appended to.
+    Invalid configs, unknown env ids, unsupported spaces, and on resume a corrupt or incompatible
+    checkpoint raise ValueError (a missing one FileNotFoundError) before anything is written; a
+    non-finite observation or reward raises ValueError before it reaches an update; non-finite
+    parameters after an update raise NonFiniteParametersError.
     """
     config.validate()
+    checkpoint, kept_lines = None, []
+    if resume:
+        if out_dir is None:
+            raise ValueError("resume=True needs the out_dir that holds the checkpoint")
+        path = Path(out_dir) / CHECKPOINT_NAME
+        checkpoint = load_checkpoint(path)
+        check_compatible(checkpoint["config"], dataclasses.asdict(config), path)
+        kept_lines = logged_lines_up_to(Path(out_dir) / "metrics.jsonl", checkpoint["iteration"])
     env = make_env(config.env_id)
     try:
         with torch_threads(config.threads):
-            return _train(config, env, out_dir, progress)
+            return _train(config, env, out_dir, progress, checkpoint, kept_lines)
     finally:
         env.close()
 
@@ -267,6 +379,8 @@ def _train(
     env: gym.Env,
     out_dir: str | Path | None,
     progress: Callable[[Metrics], None] | None,
+    checkpoint: dict[str, Any] | None,
+    kept_lines: list[str],
 ) -> list[Metrics]:
     seed_everything(config.seed)
     env.action_space.seed(config.seed)
@@ -274,26 +388,38 @@ def _train(
     policy = make_policy(config, env)
     obs_dim = env.observation_space.shape[0]
     value_fn = ValueMLP(obs_dim, hidden_sizes(config.network, config.hidden))
-    value_opt = torch.optim.Adam(value_fn.parameters(), lr=config.vf_lr)
-    normalizer = RunningObsNormalizer(obs_dim, clip=config.obs_clip)
-    sample_gen = torch.Generator().manual_seed(config.seed)
-    update_gen = torch.Generator().manual_seed(config.seed + 1)
+    state = TrainingState(
+        policy=policy,
+        value_fn=value_fn,
+        value_opt=torch.optim.Adam(value_fn.parameters(), lr=config.vf_lr),
+        normalizer=RunningObsNormalizer(obs_dim, clip=config.obs_clip),
+        sample_gen=torch.Generator().manual_seed(config.seed),
+        update_gen=torch.Generator().manual_seed(config.seed + 1),
+    )
+    if checkpoint is not None:
+        state.restore(checkpoint, env)
     identity = lambda raw: np.asarray(raw, dtype=np.float64)  # noqa: E731
 
-    log_file = None
+    log_file, checkpoint_path = None, None
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-        log_file = (out / "metrics.jsonl").open("w")
+        checkpoint_path = out / CHECKPOINT_NAME
+        log_path = out / "metrics.jsonl"
+        if checkpoint is not None:  # drop lines logged after the checkpoint, atomically
+            text = "".join(line + "\n" for line in kept_lines).encode()
+            write_atomic(log_path, lambda handle: handle.write(text))
+        log_file = log_path.open("a" if checkpoint is not None else "w")
     history: list[Metrics] = []
-    total_steps, iteration = 0, 0
+    saved_iteration = state.iteration
     try:
-        while total_steps < config.total_steps:
+        while state.total_steps < config.total_steps:
             t_start = time.perf_counter()
-            normalize = normalizer if config.normalize_obs else identity
-            rollout = collect_rollout(env, policy, normalize, config.steps_per_iter, sample_gen,
-                                      reset_seed=config.seed if iteration == 0 else None)
+            normalize = state.normalizer if config.normalize_obs else identity
+            rollout = collect_rollout(env, policy, normalize, config.steps_per_iter,
+                                      state.sample_gen,
+                                      reset_seed=config.seed if state.iteration == 0 else None)
             t_rollout = time.perf_counter()
 
             adv, targets = advantages_and_targets(rollout, value_fn, config.gamma, config.lam)
@@ -306,28 +432,29 @@ def _train(
                 policy, batch, algo=config.algo, delta=config.delta, damping=config.damping,
                 cg_iters=config.cg_iters, backtrack=config.backtrack,
                 max_backtracks=config.max_backtracks, fvp_subsample=config.fvp_subsample,
-                step_size=config.step_size, generator=update_gen,
+                step_size=config.step_size, generator=state.update_gen,
             )
             t_update = time.perf_counter()
 
             value_before = get_flat_params(value_fn)
-            metrics.update(fit_value(value_fn, value_opt, torch.as_tensor(rollout.obs),
+            metrics.update(fit_value(value_fn, state.value_opt, torch.as_tensor(rollout.obs),
                                      torch.as_tensor(targets), config.vf_epochs,
-                                     config.vf_minibatch, update_gen))
+                                     config.vf_minibatch, state.update_gen))
             value_finite = bool(torch.isfinite(get_flat_params(value_fn)).all())
             if not value_finite:  # never keep NaN parameters; the log says so
                 set_flat_params(value_fn, value_before)
             metrics["value/restored"] = not value_finite
             t_value = time.perf_counter()
+            check_finite_parameters(state.iteration + 1, policy=policy, value=value_fn)
 
-            normalizer.update(rollout.raw_obs)
-            iteration += 1
+            state.normalizer.update(rollout.raw_obs)
+            state.iteration += 1
             batch_steps = len(rollout.rewards)
-            total_steps += batch_steps
+            state.total_steps += batch_steps
             returns = np.asarray(rollout.episode_returns)
             metrics.update({
-                "global/iteration": iteration,
-                "global/steps": total_steps,
+                "global/iteration": state.iteration,
+                "global/steps": state.total_steps,
                 "rollout/steps": batch_steps,
                 "rollout/episodes": len(returns),
                 "rollout/ep_return_mean": float(returns.mean()),
@@ -345,8 +472,15 @@ def _train(
             if log_file is not None:
                 log_file.write(json.dumps(_jsonable(metrics)) + "\n")
                 log_file.flush()
+            # The line is flushed before the checkpoint, so the log never lags a checkpoint.
+            if (checkpoint_path is not None and config.checkpoint_every > 0
+                    and state.iteration % config.checkpoint_every == 0):
+                save_checkpoint(checkpoint_path, state.checkpoint(config, env))
+                saved_iteration = state.iteration
             if progress is not None:
                 progress(metrics)
+        if checkpoint_path is not None and state.iteration != saved_iteration:
+            save_checkpoint(checkpoint_path, state.checkpoint(config, env))
     finally:
         if log_file is not None:
             log_file.close()
