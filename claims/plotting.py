@@ -25,3 +25,25 @@ def save_figure(fig: Any, out_dir: Path | str, name: str, *, control: bool, dpi:
     fig.clf()
     pyplot().close(fig)
     return path
+
+
+def plot_learning_curve(metrics_jsonl: Path | str, path: Path | str, *, title: str) -> Path:
+    """Mean episode return per iteration against environment steps, from a train metrics.jsonl."""
+    import json
+
+    rows = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line]
+    steps = [r["global/steps"] for r in rows]
+    mean = [r["rollout/ep_return_mean"] for r in rows]
+    lo = [r["rollout/ep_return_mean"] - r["rollout/ep_return_std"] for r in rows]
+    hi = [r["rollout/ep_return_mean"] + r["rollout/ep_return_std"] for r in rows]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.fill_between(steps, lo, hi, color="#7d9b76", alpha=0.25, lw=0, label="+-1 std over episodes")
+    ax.plot(steps, mean, color="#7d9b76", lw=1.8, label="mean episode return (batch)")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("return")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    return save_figure(fig, path.parent, path.stem, control=False, dpi=110)
