@@ -1,9 +1,13 @@
 """Deep-RL half of the reference implementation (PyTorch, CPU): TRPO and its baselines.
 
-- :mod:`~trpo_ref.deep.policies`: DiagGaussianMLP, CategoricalMLP (analytic KL(old || new)).
+- :mod:`~trpo_ref.deep.policies`: DiagGaussianMLP, CategoricalMLP, AtariCategoricalCNN (the
+  paper's Atari network) and ValueCNN (analytic KL(old || new)).
 - :mod:`~trpo_ref.deep.step`: flat params, Fisher-vector products, CG, beta, line search and
   :func:`~trpo_ref.deep.step.update` (trpo | npg | max-kl | empirical-fim | pg).
 - :mod:`~trpo_ref.deep.gae`, :mod:`~trpo_ref.deep.value`, :mod:`~trpo_ref.deep.normalize`:
   advantages, the baseline fit, observation normalization.
+- :mod:`~trpo_ref.deep.atari`: ALE environments (frame skip, grayscale, 2x2 pooling, stacking).
+- :mod:`~trpo_ref.deep.fast_rollout`: numpy per-step sampling with weights copied once per batch.
+- :mod:`~trpo_ref.deep.checkpoint`: atomic checkpoints and exact resume.
 - :mod:`~trpo_ref.deep.trpo`: TRPOConfig and train(), the single-path loop on gymnasium.
 """

@@ -1,4 +1,5 @@
-"""Stochastic MLP policies for the deep-RL half: diagonal Gaussian (continuous) and categorical.
+"""Stochastic policies for the deep-RL half: diagonal Gaussian (continuous) and categorical
+MLPs, and the paper's Atari network (:class:`AtariCategoricalCNN`, with :class:`ValueCNN`).
 
 Both map a batch of observations to *distribution parameters* (a tuple of tensors) and expose
 the distribution's quantities as functions of those parameters, so that the step functions
@@ -16,7 +17,8 @@ the distribution's quantities as functions of those parameters, so that the step
 
 Architecture (section 8 and Table 2): tanh hidden layers; the Gaussian's log-std is a
 state-independent parameter vector. Presets: ``"paper"``, one hidden layer (30 units for
-Swimmer, 50 for Hopper and Walker), and ``"64x64"``, the common two-layer choice.
+Swimmer, 50 for Hopper and Walker), and ``"64x64"``, the common two-layer choice. The Atari
+network (section 8): two conv layers of 16 channels, 4x4 filters, stride 2, then 20 units.
 """
 
 from __future__ import annotations
@@ -44,6 +46,15 @@ def hidden_sizes(preset: str, hidden: int = 50) -> tuple[int, ...]:
     raise ValueError(f"unknown network preset {preset!r}; choose one of {PRESETS}")
 
 
+def small_linear(in_dim: int, out_dim: int, dtype: torch.dtype) -> nn.Linear:
+    """A linear output layer at 0.01 scale with zero bias (of :func:`tanh_mlp` and the CNNs)."""
+    out = nn.Linear(in_dim, out_dim, dtype=dtype)
+    with torch.no_grad():
+        out.weight.mul_(0.01)
+        out.bias.zero_()
+    return out
+
+
 def tanh_mlp(
     in_dim: int, out_dim: int, hidden: Sequence[int], dtype: torch.dtype = torch.float64
 ) -> nn.Sequential:
@@ -56,11 +67,7 @@ def tanh_mlp(
     sizes = [in_dim, *hidden]
     for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b, dtype=dtype), nn.Tanh()]
-    out = nn.Linear(sizes[-1], out_dim, dtype=dtype)
-    with torch.no_grad():
-        out.weight.mul_(0.01)
-        out.bias.zero_()
-    layers.append(out)
+    layers.append(small_linear(sizes[-1], out_dim, dtype))
     return nn.Sequential(*layers)
 
 
@@ -133,19 +140,14 @@ class DiagGaussianMLP(nn.Module):
         return mean + torch.exp(self.log_std) * noise
 
 
-class CategoricalMLP(nn.Module):
-    """pi(a|s) = softmax(logits_theta(s)); params = (normalized log-probabilities (N, K),)."""
+class Categorical(nn.Module):
+    """pi(a|s) = softmax(logits_net(s)); params = (normalized log-probabilities (N, K),).
 
-    def __init__(
-        self,
-        obs_dim: int,
-        n_actions: int,
-        hidden: Sequence[int] = (64, 64),
-        dtype: torch.dtype = torch.float64,
-    ) -> None:
-        super().__init__()
-        self.obs_dim, self.n_actions = obs_dim, n_actions
-        self.logits_net = tanh_mlp(obs_dim, n_actions, hidden, dtype)
+    The categorical distribution's quantities, shared by :class:`CategoricalMLP` and
+    :class:`AtariCategoricalCNN`; a subclass sets ``logits_net`` and ``n_actions``."""
+
+    logits_net: nn.Module
+    n_actions: int
 
     def dist_params(self, obs: torch.Tensor) -> DistParams:
         return (torch.log_softmax(self.logits_net(obs), dim=-1),)
@@ -193,4 +195,98 @@ class CategoricalMLP(nn.Module):
         return index.clamp_(max=self.n_actions - 1)  # guards cumsum rounding below u
 
 
-Policy = DiagGaussianMLP | CategoricalMLP
+class CategoricalMLP(Categorical):
+    """Categorical policy whose logits are a tanh MLP of a 1-D observation."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden: Sequence[int] = (64, 64),
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.n_actions = obs_dim, n_actions
+        self.logits_net = tanh_mlp(obs_dim, n_actions, hidden, dtype)
+
+
+# --- the paper's Atari network -------------------------------------------------------------------
+
+class ConvTrunk(nn.Module):
+    """Section 8 / Table 1's network below its output layer: uint8 frames (..., C, H, W) ->
+    x / 255 -> conv(16, 4x4, stride 2) -> ReLU -> conv(16, 4x4, stride 2) -> ReLU -> dense 20
+    -> ReLU; output (..., 20). Any leading batch shape, none included.
+
+    The paper gives channels, filters, strides and the 20 units but not the nonlinearity; ReLU
+    is our choice (that of the DQN network the paper compares with). Frames are scaled by a
+    fixed 1/255 instead of running statistics, so there is nothing to freeze during an update.
+    """
+
+    def __init__(
+        self,
+        frame_shape: Sequence[int],
+        channels: int = 16,
+        kernel: int = 4,
+        stride: int = 2,
+        hidden: int = 20,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        in_channels, height, width = frame_shape
+        for _ in range(2):
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        if height < 1 or width < 1:
+            raise ValueError(f"frames of shape {tuple(frame_shape)} are too small for two "
+                             f"{kernel}x{kernel} stride-{stride} convolutions")
+        self.frame_shape = tuple(frame_shape)
+        self.layers = nn.Sequential(
+            nn.Conv2d(in_channels, channels, kernel, stride, dtype=dtype), nn.ReLU(),
+            nn.Conv2d(channels, channels, kernel, stride, dtype=dtype), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(channels * height * width, hidden, dtype=dtype), nn.ReLU(),
+        )
+        self.dtype = dtype
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        lead = frames.shape[:-3]
+        x = frames.reshape(-1, *self.frame_shape).to(self.dtype) / 255.0
+        return self.layers(x).reshape(*lead, -1)
+
+
+class AtariCategoricalCNN(Categorical):
+    """Categorical policy on stacked frames (C, H, W): :class:`ConvTrunk` -> linear logits.
+    ``channels`` and ``hidden`` default to the paper's 16 and 20 (smaller ones: tests)."""
+
+    def __init__(
+        self,
+        frame_shape: Sequence[int],
+        n_actions: int,
+        hidden: int = 20,
+        channels: int = 16,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        self.frame_shape, self.n_actions = tuple(frame_shape), n_actions
+        trunk = ConvTrunk(frame_shape, channels=channels, hidden=hidden, dtype=dtype)
+        self.logits_net = nn.Sequential(trunk, small_linear(hidden, n_actions, dtype))
+
+
+class ValueCNN(nn.Module):
+    """V(s) on stacked frames: its own :class:`ConvTrunk` -> linear; (..., C, H, W) -> (...)."""
+
+    def __init__(
+        self,
+        frame_shape: Sequence[int],
+        hidden: int = 20,
+        channels: int = 16,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        super().__init__()
+        trunk = ConvTrunk(frame_shape, channels=channels, hidden=hidden, dtype=dtype)
+        self.net = nn.Sequential(trunk, small_linear(hidden, 1, dtype))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)
+
+
+Policy = DiagGaussianMLP | CategoricalMLP | AtariCategoricalCNN

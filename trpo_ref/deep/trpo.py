@@ -37,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from trpo_ref.deep.atari import is_atari_id, make_atari_env
 from trpo_ref.deep.checkpoint import (
     CHECKPOINT_NAME,
     FORMAT_VERSION,
@@ -49,9 +50,18 @@ from trpo_ref.deep.checkpoint import (
     set_numpy_global_state,
     write_atomic,
 )
+from trpo_ref.deep.fast_rollout import all_finite, make_sampler
 from trpo_ref.deep.gae import gae
 from trpo_ref.deep.normalize import RunningObsNormalizer
-from trpo_ref.deep.policies import PRESETS, CategoricalMLP, DiagGaussianMLP, Policy, hidden_sizes
+from trpo_ref.deep.policies import (
+    PRESETS,
+    AtariCategoricalCNN,
+    CategoricalMLP,
+    DiagGaussianMLP,
+    Policy,
+    ValueCNN,
+    hidden_sizes,
+)
 from trpo_ref.deep.runtime import torch_threads
 from trpo_ref.deep.step import ALGOS, get_flat_params, make_batch, set_flat_params, update
 from trpo_ref.deep.value import ValueMLP, fit_value
@@ -63,7 +73,7 @@ Metrics = dict[str, float | int | bool | str | None]
 class TRPOConfig:
     """Hyperparameters of one training run (defaults: the paper where it is explicit)."""
 
-    env_id: str = "Hopper-v5"  # gymnasium environment id (1-D Box observations)
+    env_id: str = "Hopper-v5"  # gymnasium id (1-D Box observations) or an ALE game ("ALE/Pong-v5")
     algo: str = "trpo"  # update rule: trpo | npg | max-kl | empirical-fim | pg
     seed: int = 0  # seeds torch, numpy, the env (first reset), its action space, the generators
     total_steps: int = 1_000_000  # stop once this many env steps have been taken in total
@@ -80,7 +90,7 @@ class TRPOConfig:
     network: str = "64x64"  # policy/value hidden layers: "paper" (one layer) or "64x64"
     hidden: int = 50  # hidden units of the "paper" preset (Table 2: 30 Swimmer, 50 Hopper)
     log_std_init: float = 0.0  # initial log standard deviation of Gaussian policies
-    normalize_obs: bool = True  # running observation normalization, frozen within an iteration
+    normalize_obs: bool = True  # running obs normalization, frozen per iteration (not for frames)
     obs_clip: float = 10.0  # clip normalized observations to +-obs_clip
     normalize_advantages: bool = True  # standardize advantages per batch before the update
     vf_epochs: int = 5  # Adam passes over the batch per value fit
@@ -88,6 +98,10 @@ class TRPOConfig:
     vf_lr: float = 1e-3  # value-fit Adam learning rate
     threads: int = 1  # torch intra-op threads during training (small nets lose with more)
     checkpoint_every: int = 10  # iterations between checkpoints in out_dir (0: only at the end)
+    atari_frame_skip: int = 4  # ALE: frames per action, last two max-pooled (DQN's 4; paper: -)
+    atari_frame_stack: int = 4  # ALE: last frames stacked as the observation (DQN's 4; paper: -)
+    atari_repeat_action_probability: float = 0.0  # ALE sticky actions (paper's ALE: 0; v5: .25)
+    atari_max_episode_frames: int = 108_000  # ALE time limit in frames (30 min of play)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field (called by :func:`train` before work)."""
@@ -116,6 +130,15 @@ class TRPOConfig:
             (self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
             (self.checkpoint_every >= 0,
              f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
+            (self.atari_frame_skip >= 1,
+             f"atari_frame_skip must be >= 1, got {self.atari_frame_skip}"),
+            (self.atari_frame_stack >= 1,
+             f"atari_frame_stack must be >= 1, got {self.atari_frame_stack}"),
+            (0 <= self.atari_repeat_action_probability <= 1,
+             "atari_repeat_action_probability must be in [0, 1], "
+             f"got {self.atari_repeat_action_probability}"),
+            (self.atari_max_episode_frames >= 1,
+             f"atari_max_episode_frames must be >= 1, got {self.atari_max_episode_frames}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -124,17 +147,29 @@ class TRPOConfig:
 
 # --- environment and networks --------------------------------------------------------------------
 
-def make_env(env_id: str) -> gym.Env:
+def make_env(env_id: str, config: TRPOConfig | None = None) -> gym.Env:
     """gymnasium.make(env_id) with RecordEpisodeStatistics directly around it, so the recorded
-    episode returns are the environment's own rewards. Unknown ids and spaces the policies
-    cannot handle raise ValueError."""
+    episode returns are the environment's own rewards. ALE ids ("ALE/Pong-v5") get the frame
+    preprocessing of :mod:`trpo_ref.deep.atari` (``config``'s ``atari_*`` fields; defaults if
+    None), which never changes rewards. Unknown ids and spaces the policies cannot handle raise
+    ValueError."""
+    atari = is_atari_id(env_id)
     try:
-        env = gym.make(env_id)
+        if atari:
+            config = config or TRPOConfig(env_id=env_id)
+            env = make_atari_env(env_id, config.atari_frame_skip, config.atari_frame_stack,
+                                 config.atari_repeat_action_probability,
+                                 config.atari_max_episode_frames)
+        else:
+            env = gym.make(env_id)
     except gym.error.Error as error:
         raise ValueError(f"unknown environment id {env_id!r}: {error}") from error
     obs_space, act_space = env.observation_space, env.action_space
     problem = None
-    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+    if atari:  # frames: (stack, height, width) uint8, and the CNN policy needs Discrete actions
+        if not isinstance(act_space, gym.spaces.Discrete):
+            problem = f"action space {act_space} is not Discrete (the Atari policy is categorical)"
+    elif not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
         problem = f"observation space {obs_space} is not a 1-D Box"
     elif isinstance(act_space, gym.spaces.Box):
         if len(act_space.shape) != 1:
@@ -150,12 +185,28 @@ def make_env(env_id: str) -> gym.Env:
 
 
 def make_policy(config: TRPOConfig, env: gym.Env) -> Policy:
-    """The policy for ``env``'s spaces: DiagGaussianMLP (Box actions) or CategoricalMLP."""
+    """The policy for ``env``'s spaces: AtariCategoricalCNN (frame stacks, Discrete actions),
+    DiagGaussianMLP (Box actions) or CategoricalMLP."""
+    if has_frames(env):
+        return AtariCategoricalCNN(env.observation_space.shape, int(env.action_space.n))
     obs_dim = env.observation_space.shape[0]
     hidden = hidden_sizes(config.network, config.hidden)
     if isinstance(env.action_space, gym.spaces.Discrete):
         return CategoricalMLP(obs_dim, int(env.action_space.n), hidden)
     return DiagGaussianMLP(obs_dim, env.action_space.shape[0], hidden, config.log_std_init)
+
+
+def has_frames(env: gym.Env) -> bool:
+    """Observations are stacked frames (C, H, W), as :func:`make_env` gives for ALE games."""
+    return len(env.observation_space.shape) == 3
+
+
+def make_value(config: TRPOConfig, env: gym.Env) -> ValueMLP | ValueCNN:
+    """V for ``env``'s observations: ValueCNN on frame stacks (its own copy of the policy's
+    architecture), else ValueMLP with the policy's hidden sizes."""
+    if has_frames(env):
+        return ValueCNN(env.observation_space.shape)
+    return ValueMLP(env.observation_space.shape[0], hidden_sizes(config.network, config.hidden))
 
 
 # --- 1. rollout ----------------------------------------------------------------------------------
@@ -194,7 +245,9 @@ def collect_rollout(
     reset_seed: int | None,
 ) -> Rollout:
     """Run whole episodes with ``policy`` until >= ``min_steps`` steps; Box actions are clipped
-    to the action space's bounds for the env (the unclipped sample is stored and scored)."""
+    to the action space's bounds for the env (the unclipped sample is stored and scored).
+    MLP policies run as a numpy copy for speed (see :mod:`trpo_ref.deep.fast_rollout`)."""
+    sample = make_sampler(policy, generator)
     box = isinstance(env.action_space, gym.spaces.Box)
     low, high = (env.action_space.low, env.action_space.high) if box else (None, None)
     obs_rows, raw_rows, act_rows, rewards, terminated, episode_end = [], [], [], [], [], []
@@ -204,10 +257,11 @@ def collect_rollout(
     _check_finite(raw, 0.0, "at reset")
     while True:
         obs = normalize(raw)
-        act = policy.sample(torch.as_tensor(obs), generator).numpy()
-        env_act = np.clip(act, low, high) if box else int(act)
+        act = sample(obs)
+        env_act = np.minimum(np.maximum(act, low), high) if box else int(act)  # = np.clip
         next_raw, reward, term, trunc, info = env.step(env_act)
-        _check_finite(next_raw, float(reward), f"at batch step {len(rewards)}")
+        if not all_finite(next_raw, float(reward)):
+            _check_finite(next_raw, float(reward), f"at batch step {len(rewards)}")
         obs_rows.append(obs)
         raw_rows.append(raw)
         act_rows.append(act)
@@ -366,7 +420,7 @@ def train(
         checkpoint = load_checkpoint(path)
         check_compatible(checkpoint["config"], dataclasses.asdict(config), path)
         kept_lines = logged_lines_up_to(Path(out_dir) / "metrics.jsonl", checkpoint["iteration"])
-    env = make_env(config.env_id)
+    env = make_env(config.env_id, config)
     try:
         with torch_threads(config.threads):
             return _train(config, env, out_dir, progress, checkpoint, kept_lines)
@@ -387,7 +441,7 @@ def _train(
     env.observation_space.seed(config.seed)
     policy = make_policy(config, env)
     obs_dim = env.observation_space.shape[0]
-    value_fn = ValueMLP(obs_dim, hidden_sizes(config.network, config.hidden))
+    value_fn = make_value(config, env)
     state = TrainingState(
         policy=policy,
         value_fn=value_fn,
@@ -399,6 +453,9 @@ def _train(
     if checkpoint is not None:
         state.restore(checkpoint, env)
     identity = lambda raw: np.asarray(raw, dtype=np.float64)  # noqa: E731
+    # Frames: kept uint8 (8x less memory per row) and scaled by 1/255 inside the CNNs; no
+    # running statistics, whatever normalize_obs says.
+    frames = has_frames(env)
 
     log_file, checkpoint_path = None, None
     if out_dir is not None:
@@ -416,7 +473,8 @@ def _train(
     try:
         while state.total_steps < config.total_steps:
             t_start = time.perf_counter()
-            normalize = state.normalizer if config.normalize_obs else identity
+            normalize = (np.asarray if frames else
+                         state.normalizer if config.normalize_obs else identity)
             rollout = collect_rollout(env, policy, normalize, config.steps_per_iter,
                                       state.sample_gen,
                                       reset_seed=config.seed if state.iteration == 0 else None)
@@ -447,7 +505,8 @@ def _train(
             t_value = time.perf_counter()
             check_finite_parameters(state.iteration + 1, policy=policy, value=value_fn)
 
-            state.normalizer.update(rollout.raw_obs)
+            if not frames:
+                state.normalizer.update(rollout.raw_obs)
             state.iteration += 1
             batch_steps = len(rollout.rewards)
             state.total_steps += batch_steps
