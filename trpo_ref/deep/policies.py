@@ -71,7 +71,24 @@ def tanh_mlp(
     return nn.Sequential(*layers)
 
 
-class DiagGaussianMLP(nn.Module):
+class PolicyModule(nn.Module):
+    """What every policy shares: per-observation quantities from its distribution parameters.
+
+    A subclass provides ``dist_params(obs)`` and the static ``log_prob_from``, ``kl_from`` and
+    ``entropy_from`` of its distribution family."""
+
+    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.log_prob_from(self.dist_params(obs), act)
+
+    def kl(self, old_params: DistParams, obs: torch.Tensor) -> torch.Tensor:
+        """Per-state KL(pi_old || pi_theta); ``old_params`` should be detached."""
+        return self.kl_from(old_params, self.dist_params(obs))
+
+    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.entropy_from(self.dist_params(obs))
+
+
+class DiagGaussianMLP(PolicyModule):
     """pi(a|s) = N(mu_theta(s), diag(exp(2 log_std))); params = (mean (N, A), log_std (N, A))."""
 
     def __init__(
@@ -123,16 +140,6 @@ class DiagGaussianMLP(nn.Module):
         d_mean, d_log_std = tangent
         return (d_mean.pow(2) * torch.exp(-2 * log_std) + 2 * d_log_std.pow(2)).sum(-1)
 
-    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.log_prob_from(self.dist_params(obs), act)
-
-    def kl(self, old_params: DistParams, obs: torch.Tensor) -> torch.Tensor:
-        """Per-state KL(pi_old || pi_theta); ``old_params`` should be detached."""
-        return self.kl_from(old_params, self.dist_params(obs))
-
-    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.entropy_from(self.dist_params(obs))
-
     @torch.no_grad()
     def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         mean = self.mean_net(obs)
@@ -140,7 +147,7 @@ class DiagGaussianMLP(nn.Module):
         return mean + torch.exp(self.log_std) * noise
 
 
-class Categorical(nn.Module):
+class Categorical(PolicyModule):
     """pi(a|s) = softmax(logits_net(s)); params = (normalized log-probabilities (N, K),).
 
     The categorical distribution's quantities, shared by :class:`CategoricalMLP` and
@@ -176,16 +183,6 @@ class Categorical(nn.Module):
         (log_p,), (d_log_p,) = params, tangent
         p = torch.exp(log_p)
         return (p * d_log_p.pow(2)).sum(-1) - (p * d_log_p).sum(-1).pow(2)
-
-    def log_prob(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.log_prob_from(self.dist_params(obs), act)
-
-    def kl(self, old_params: DistParams, obs: torch.Tensor) -> torch.Tensor:
-        """Per-state KL(pi_old || pi_theta); ``old_params`` should be detached."""
-        return self.kl_from(old_params, self.dist_params(obs))
-
-    def entropy(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.entropy_from(self.dist_params(obs))
 
     @torch.no_grad()
     def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
