@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from claims import climb_cli, registry, train_cli
+from claims import bench, climb_cli, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
 from claims.report import problems, render_markdown, rule_sentence
 from claims.runner import (
@@ -253,6 +253,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "train the reference TRPO (or a baseline) on a gymnasium environment",
         train_cli.add_arguments,
         train_cli.handle,
+    ),
+    Subcommand(
+        "bench",
+        "measure training throughput: raw gymnasium, trpo_ref and sb3-contrib side by side",
+        bench.add_arguments,
+        bench.handle,
     ),
 ]
 

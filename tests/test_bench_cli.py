@@ -1,4 +1,4 @@
-"""`trpo-claims bench` (claims.bench): keys, rates and shares of a tiny run; the CLI's table/JSON."""
+"""`trpo-claims bench` (claims.bench): keys, rates and shares of a tiny run; the table and JSON."""
 
 import argparse
 import json
