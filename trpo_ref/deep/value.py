@@ -7,6 +7,12 @@ over shuffled minibatches. Adam with a persistent optimizer state is what sb3-co
 does (it keeps no second-order state to go stale); L-BFGS as in modular_rl would fit more
 tightly per batch but is more sensitive to a bad batch. The optimizer holds only the value
 network's parameters, so the fit can never move the policy.
+
+Speed (issue 3, section 3): the fit is hundreds of small Adam steps per batch, so per-step
+overhead dominates. :func:`fit_value` permutes the batch once per epoch and takes minibatches as
+views of it: the same minibatches, bit for bit, without a gather per step. torch's fused Adam
+saves about 15% more of the fit but rounds differently; on Hopper-v5 (300K steps) it ended
+lower than plain Adam on 6 of 6 seeds, so it is not used until that is understood.
 """
 
 from __future__ import annotations
@@ -55,9 +61,10 @@ def fit_value(
         loss_before = float((value_fn(obs) - targets).pow(2).mean())
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
+        shuffled_obs, shuffled_targets = obs[order], targets[order]  # one gather per epoch
         for start in range(0, n, minibatch_size):
-            index = order[start : start + minibatch_size]
-            loss = (value_fn(obs[index]) - targets[index]).pow(2).mean()
+            batch = slice(start, start + minibatch_size)
+            loss = (value_fn(shuffled_obs[batch]) - shuffled_targets[batch]).pow(2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
