@@ -24,7 +24,6 @@ sb3 initializes with orthogonal weights. Both run with one torch thread on the C
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -35,6 +34,7 @@ from typing import Any
 import gymnasium as gym
 
 from claims.fingerprint import fingerprint, package_version
+from claims.serialize import write_json_atomic
 
 TARGETS: dict[str, float] = {
     "trpo_ref_over_sb3": 3.0,  # end-to-end throughput, at least
@@ -340,6 +340,6 @@ def handle(args: argparse.Namespace) -> int:
         return 2
     print(render_table(result))
     if args.json is not None:
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        write_json_atomic(Path(args.json), result)
         print(f"measurements in {args.json}")
     return 0

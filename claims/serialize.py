@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from trpo_ref.atomic import write_atomic
 
 
 def json_float(x: float) -> float | str:
@@ -73,23 +74,9 @@ def dumps(obj: Any) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
-
-    Readers see the old file or the new one, never half of one, even if the run is killed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a plain open (not mkstemp) so the file gets the usual umask permissions, not 0600
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``text`` (UTF-8, ``\\n`` newlines) to ``path`` atomically (:func:`write_atomic`)."""
+    data = text.encode("utf-8")
+    write_atomic(path, lambda handle: handle.write(data))
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

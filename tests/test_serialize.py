@@ -81,7 +81,7 @@ def test_write_text_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monke
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("claims.serialize.os.replace", broken_replace)
+    monkeypatch.setattr("trpo_ref.atomic.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         write_text_atomic(target, "new\n")
     assert target.read_text() == "old\n"

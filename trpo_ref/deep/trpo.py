@@ -37,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from trpo_ref.atomic import write_atomic
 from trpo_ref.deep.atari import is_atari_id, make_atari_env
 from trpo_ref.deep.checkpoint import (
     CHECKPOINT_NAME,
@@ -48,7 +49,6 @@ from trpo_ref.deep.checkpoint import (
     save_checkpoint,
     set_generator_state,
     set_numpy_global_state,
-    write_atomic,
 )
 from trpo_ref.deep.fast_rollout import all_finite, make_sampler
 from trpo_ref.deep.gae import gae
