@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from trpo_ref.deep.atari import Downsample2x2
-from trpo_ref.deep.policies import AtariCategoricalCNN, ValueCNN
+from trpo_ref.deep.policies import FRAME_DTYPE, AtariCategoricalCNN, ValueCNN
 from trpo_ref.deep.runtime import torch_threads
 from trpo_ref.deep.step import (
     fisher_vector_product,
@@ -41,9 +41,10 @@ def random_frames(n: int, frame_shape, seed: int = 0) -> torch.Tensor:
 
 def moved_tiny_cnn(seed: int = 0, frame_shape=(1, 10, 10), n_actions: int = 3):
     """A CNN small enough for an explicit Hessian (121 parameters), moved away from its
-    near-uniform initial policy."""
+    near-uniform initial policy; float64, so the identities below hold to float64 precision."""
     torch.manual_seed(seed)
-    policy = AtariCategoricalCNN(frame_shape, n_actions, hidden=3, channels=2)
+    policy = AtariCategoricalCNN(frame_shape, n_actions, hidden=3, channels=2,
+                                 dtype=torch.float64)
     theta = get_flat_params(policy)
     gen = torch.Generator().manual_seed(seed)
     set_flat_params(policy, theta + torch.randn(theta.shape, generator=gen, dtype=theta.dtype))
@@ -61,8 +62,9 @@ def test_paper_network_layers_and_output_shapes():
     assert [(d.in_features, d.out_features) for d in dense] == [(16 * 24 * 18, 20), (20, 6)]
     frames = random_frames(5, PONG_FRAMES)
     (log_p,) = policy.dist_params(frames)
-    assert log_p.shape == (5, 6) and log_p.dtype == torch.float64
-    torch.testing.assert_close(log_p.exp().sum(-1), torch.ones(5, dtype=torch.float64))
+    assert log_p.shape == (5, 6) and log_p.dtype == FRAME_DTYPE == torch.float32
+    assert value_fn(frames).dtype == FRAME_DTYPE
+    torch.testing.assert_close(log_p.exp().sum(-1), torch.ones(5, dtype=FRAME_DTYPE))
     assert policy.dist_params(frames[0])[0].shape == (6,)  # one unbatched observation
     torch.testing.assert_close(policy.dist_params(frames[0])[0], log_p[0])
     assert policy.sample(frames, torch.Generator().manual_seed(0)).shape == (5,)

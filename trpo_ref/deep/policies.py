@@ -34,6 +34,11 @@ DistParams = tuple[torch.Tensor, ...]
 
 PRESETS = ("paper", "64x64")
 
+# The convolutional networks compute in float32: torch's CPU float64 convolutions have no oneDNN
+# kernel and run about 12x slower (2,000 Pong frame stacks: 13.6 s vs 1.1 s forward, one
+# thread), at twice the memory. The MLPs stay float64.
+FRAME_DTYPE = torch.float32
+
 
 def hidden_sizes(preset: str, hidden: int = 50) -> tuple[int, ...]:
     """Hidden layer sizes of a preset: "paper" -> (hidden,), "64x64" -> (64, 64)."""
@@ -226,7 +231,7 @@ class ConvTrunk(nn.Module):
         kernel: int = 4,
         stride: int = 2,
         hidden: int = 20,
-        dtype: torch.dtype = torch.float64,
+        dtype: torch.dtype = FRAME_DTYPE,
     ) -> None:
         super().__init__()
         in_channels, height, width = frame_shape
@@ -260,7 +265,7 @@ class AtariCategoricalCNN(Categorical):
         n_actions: int,
         hidden: int = 20,
         channels: int = 16,
-        dtype: torch.dtype = torch.float64,
+        dtype: torch.dtype = FRAME_DTYPE,
     ) -> None:
         super().__init__()
         self.frame_shape, self.n_actions = tuple(frame_shape), n_actions
@@ -276,7 +281,7 @@ class ValueCNN(nn.Module):
         frame_shape: Sequence[int],
         hidden: int = 20,
         channels: int = 16,
-        dtype: torch.dtype = torch.float64,
+        dtype: torch.dtype = FRAME_DTYPE,
     ) -> None:
         super().__init__()
         trunk = ConvTrunk(frame_shape, channels=channels, hidden=hidden, dtype=dtype)
