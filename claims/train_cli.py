@@ -4,6 +4,11 @@ Every field of :class:`trpo_ref.deep.trpo.TRPOConfig` is an option (``--field-na
 field's one-line doc as its help; ``--env``, ``--steps`` and ``--out`` are the short names the
 issue asks for. One progress line per iteration goes to stderr; the per-iteration metrics go to
 OUT/metrics.jsonl and checkpoints to OUT/checkpoint.pt; ``--resume`` continues from the latter.
+
+``--algo cem`` and ``--algo cma`` run the derivative-free baselines
+(:mod:`trpo_ref.deep.derivative_free`): the fields of its ``DerivativeFreeConfig`` that TRPO
+lacks are options too, and an option that only the other family reads is an error when set to
+anything but its default (so nothing is silently ignored). These runs write no checkpoints.
 """
 
 from __future__ import annotations
@@ -38,12 +43,30 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _derivative_free_only_fields() -> list[dataclasses.Field]:
+    """Fields of DerivativeFreeConfig that TRPOConfig lacks (CEM / CMA-ES settings)."""
+    from trpo_ref.deep.derivative_free import DerivativeFreeConfig
+    from trpo_ref.deep.trpo import TRPOConfig
+
+    shared = {f.name for f in dataclasses.fields(TRPOConfig)}
+    return [f for f in dataclasses.fields(DerivativeFreeConfig) if f.name not in shared]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from trpo_ref.deep.derivative_free import DF_ALGOS, DerivativeFreeConfig
     from trpo_ref.deep.trpo import TRPOConfig
 
     docs = _field_docs(TRPOConfig)
-    for field in dataclasses.fields(TRPOConfig):
-        flag = "--" + field.name.replace("_", "-")
+    docs["algo"] += " | " + " | ".join(DF_ALGOS) + " (derivative-free baselines)"
+    docs.update({name: f"[cem/cma] {doc}"
+                 for name, doc in _field_docs(DerivativeFreeConfig).items()
+                 if name not in docs})
+    for field in [*dataclasses.fields(TRPOConfig), *_derivative_free_only_fields()]:
+        flag = _flag(field.name)
         names = [_ALIASES[field.name], flag] if field.name in _ALIASES else [flag]
         kind = type(field.default)
         parser.add_argument(
@@ -76,20 +99,63 @@ def _progress_line(metrics: dict[str, Any], total_steps: int, started: float) ->
     )
 
 
-def handle(args: argparse.Namespace) -> int:
-    from trpo_ref.deep.trpo import NonFiniteParametersError, TRPOConfig, train
+def _derivative_free_progress_line(
+    metrics: dict[str, Any], total_steps: int, started: float
+) -> str:
+    return (
+        f"gen {metrics['global/iteration']:4d} | steps {metrics['global/steps']:>9,}/"
+        f"{total_steps:,} | return {metrics['rollout/ep_return_mean']:9.2f} | "
+        f"best {metrics['es/fitness_best']:9.2f} | sigma {metrics['es/sigma']:.3f} | "
+        f"{time.perf_counter() - started:7.1f} s"
+        + (f" | cma stopped: {metrics['es/stop']}" if metrics.get("es/stop") else "")
+    )
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TRPOConfig)}
-    config = TRPOConfig(**values)
-    out = args.out or f"runs/{config.env_id}-{config.algo}-s{config.seed}"
+
+def _config_for(args: argparse.Namespace) -> Any:
+    """The TRPOConfig or DerivativeFreeConfig that ``args.algo`` needs; ValueError for an
+    unknown algo, --resume with cem/cma, or an option only the other family reads."""
+    from trpo_ref.deep.derivative_free import DF_ALGOS, DerivativeFreeConfig
+    from trpo_ref.deep.step import ALGOS
+    from trpo_ref.deep.trpo import TRPOConfig
+
+    if args.algo not in (*ALGOS, *DF_ALGOS):
+        raise ValueError(f"algo must be one of {(*ALGOS, *DF_ALGOS)}, got {args.algo!r}")
+    derivative_free = args.algo in DF_ALGOS
+    cls, other = (DerivativeFreeConfig, TRPOConfig) if derivative_free else (TRPOConfig, None)
+    own = {f.name for f in dataclasses.fields(cls)}
+    foreign = (_derivative_free_only_fields() if other is None
+               else [f for f in dataclasses.fields(other) if f.name not in own])
+    for field in foreign:
+        if getattr(args, field.name) != field.default:
+            raise ValueError(f"{_flag(field.name)} does not apply to --algo {args.algo}")
+    if derivative_free and args.resume:
+        raise ValueError(f"--resume does not apply to --algo {args.algo} (no checkpoints)")
+    return cls(**{name: getattr(args, name) for name in own})
+
+
+def handle(args: argparse.Namespace) -> int:
+    from trpo_ref.deep import derivative_free
+    from trpo_ref.deep.trpo import NonFiniteParametersError, train
+
     started = time.perf_counter()
+    try:
+        config = _config_for(args)
+    except ValueError as exc:
+        print(f"trpo-claims train: error: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or f"runs/{config.env_id}-{config.algo}-s{config.seed}"
+    is_df = isinstance(config, derivative_free.DerivativeFreeConfig)
+    line = _derivative_free_progress_line if is_df else _progress_line
 
     def progress(metrics: dict[str, Any]) -> None:
         if not args.quiet:
-            print(_progress_line(metrics, config.total_steps, started), file=sys.stderr)
+            print(line(metrics, config.total_steps, started), file=sys.stderr)
 
     try:
-        history = train(config, out_dir=out, progress=progress, resume=args.resume)
+        if is_df:
+            history = derivative_free.train(config, out_dir=out, progress=progress)
+        else:
+            history = train(config, out_dir=out, progress=progress, resume=args.resume)
     except (ValueError, FileNotFoundError) as exc:
         print(f"trpo-claims train: error: {exc}", file=sys.stderr)
         return 2
