@@ -71,3 +71,101 @@ def loglog_slope(
     fit = sps.linregress(np.log(x), np.log(y))
     t = float(sps.t.ppf(1.0 - alpha / 2.0, df=x.size - 2))
     return float(fit.slope), (float(fit.slope - t * fit.stderr), float(fit.slope + t * fit.stderr))
+
+
+# --- aggregate performance across runs and tasks (rliable's estimators, Agarwal et al. 2021) ----
+# rliable itself does not import here (its dependency `arch` breaks against pandas 3), so its
+# estimators are re-derived below from their definitions, on numpy / scipy.
+
+def iqm(scores: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% of all values (25% trimmed from each end).
+
+    scores: any shape (e.g. (n_runs, n_tasks)); flattened. rliable's robust aggregate."""
+    x = np.asarray(scores, dtype=float).ravel()
+    if x.size == 0:
+        raise ValueError("iqm of an empty array")
+    return float(sps.trim_mean(x, 0.25))
+
+
+def stratified_bootstrap_ci(
+    scores: np.ndarray,
+    statistic: Callable[[np.ndarray], float] = iqm,
+    *,
+    alpha: float = 0.05,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic`` under the stratified bootstrap.
+
+    scores: (n_runs, n_tasks); each resample draws n_runs runs with replacement *within every
+    task* independently (tasks are strata, never mixed), then applies ``statistic`` to the
+    resampled (n_runs, n_tasks) array. Deterministic for a given seed. n_runs >= 2.
+    """
+    x = np.asarray(scores, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"scores must be (n_runs >= 2, n_tasks), got shape {np.shape(scores)}")
+    n_runs, n_tasks = x.shape
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n_runs, size=(n_resamples, n_runs, n_tasks))
+    resampled = np.take_along_axis(np.broadcast_to(x, (n_resamples, n_runs, n_tasks)), idx, 1)
+    values = np.array([statistic(r) for r in resampled])
+    lo, hi = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return float(lo), float(hi)
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y): the chance that a run of X beats a run of Y on a task picked uniformly.
+
+    x: (n_x, n_tasks), y: (n_y, n_tasks) scores (1-D: one task). Per task, the Mann-Whitney
+    statistic U / (n_x n_y) counting ties as one half; averaged over tasks (rliable's
+    definition). 0.5 means no difference; 1 means X always wins."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    a = a[:, None] if a.ndim == 1 else a
+    b = b[:, None] if b.ndim == 1 else b
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"x and y need the same tasks, got shapes {a.shape} and {b.shape}")
+    if a.shape[0] < 1 or b.shape[0] < 1:
+        raise ValueError("x and y need at least one run each")
+    wins = (a[:, None, :] > b[None, :, :]).mean(axis=(0, 1))
+    ties = (a[:, None, :] == b[None, :, :]).mean(axis=(0, 1))
+    return float(np.mean(wins + 0.5 * ties))
+
+
+def probability_of_improvement_ci(
+    x: np.ndarray, y: np.ndarray, *, alpha: float = 0.05, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, tuple[float, float]]:
+    """P(X > Y) and its stratified-bootstrap interval (runs of X and of Y resampled within each
+    task, independently). x: (n_x >= 2, n_tasks), y: (n_y >= 2, n_tasks)."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    a = a[:, None] if a.ndim == 1 else a
+    b = b[:, None] if b.ndim == 1 else b
+    point = probability_of_improvement(a, b)
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError("the interval needs at least 2 runs of each")
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_resamples)
+    for r in range(n_resamples):
+        ia = rng.integers(0, a.shape[0], size=a.shape)
+        ib = rng.integers(0, b.shape[0], size=b.shape)
+        values[r] = probability_of_improvement(np.take_along_axis(a, ia, 0),
+                                               np.take_along_axis(b, ib, 0))
+    lo, hi = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return point, (float(lo), float(hi))
+
+
+def equivalence(ci: tuple[float, float], margin: float) -> str:
+    """Interval-inclusion test of "similar" (two one-sided tests at the interval's level).
+
+    ci: interval of a difference (e.g. of means). Returns "equivalent" when the whole interval
+    lies inside [-margin, margin], "different" when it lies wholly outside it, and
+    "inconclusive" when it straddles an edge of the margin."""
+    lo, hi = float(ci[0]), float(ci[1])
+    if not (margin > 0 and lo <= hi):
+        raise ValueError(f"need margin > 0 and lower <= upper, got {margin}, {ci}")
+    if -margin <= lo and hi <= margin:
+        return "equivalent"
+    if hi < -margin or lo > margin:
+        return "different"
+    return "inconclusive"

@@ -5,7 +5,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claims.stats import bootstrap_ci, loglog_slope, wilson_interval
+from claims.stats import (
+    bootstrap_ci,
+    equivalence,
+    iqm,
+    loglog_slope,
+    probability_of_improvement,
+    probability_of_improvement_ci,
+    stratified_bootstrap_ci,
+    wilson_interval,
+)
 
 
 @settings(max_examples=30, deadline=None)
@@ -64,3 +73,76 @@ def test_loglog_slope_interval_contains_slope_with_noise():
 def test_loglog_slope_rejects_nonpositive():
     with pytest.raises(ValueError, match="positive"):
         loglog_slope(np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 2.0]))
+
+
+# --- aggregates across runs and tasks ----------------------------------------------------------
+
+def test_iqm_by_hand():
+    # 8 values: drop the 2 lowest (-50, 1) and the 2 highest (6, 100); mean of 2, 3, 4, 5 = 3.5
+    assert iqm(np.array([100.0, 1, 2, 3, 4, 5, 6, -50])) == pytest.approx(3.5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=4, max_size=40))
+def test_iqm_lies_between_the_quartiles(xs):
+    q1, q3 = np.quantile(xs, [0.25, 0.75])
+    assert q1 - 1e-9 <= iqm(np.array(xs)) <= q3 + 1e-9
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 8), st.integers(1, 4), st.integers(0, 100))
+def test_stratified_bootstrap_stays_within_the_per_task_extremes(n_runs, n_tasks, seed):
+    scores = np.random.default_rng(seed).normal(size=(n_runs, n_tasks))
+    lo, hi = stratified_bootstrap_ci(scores, np.mean, n_resamples=300, seed=seed)
+    # every resampled per-task mean lies between that task's min and max
+    assert scores.min(axis=0).mean() - 1e-9 <= lo <= hi <= scores.max(axis=0).mean() + 1e-9
+
+
+def test_stratified_bootstrap_never_mixes_tasks():
+    # Task 0 is always 0, task 1 always 10: any resample's per-task means are exactly 0 and 10.
+    scores = np.column_stack([np.zeros(5), np.full(5, 10.0)])
+    assert stratified_bootstrap_ci(scores, lambda s: s[:, 1].mean() - s[:, 0].mean()) == (
+        10.0, 10.0)
+
+
+def test_stratified_bootstrap_is_deterministic_and_rejects_one_run():
+    scores = np.random.default_rng(1).normal(size=(6, 3))
+    assert stratified_bootstrap_ci(scores, seed=4) == stratified_bootstrap_ci(scores, seed=4)
+    with pytest.raises(ValueError, match="n_runs >= 2"):
+        stratified_bootstrap_ci(np.ones((1, 3)))
+
+
+def test_probability_of_improvement_by_hand():
+    x = np.array([[3.0], [1.0]])
+    y = np.array([[2.0], [1.0], [0.0]])
+    # pairs: 3>2, 3>1, 3>0, 1<2, 1=1 (half), 1>0 -> (4 + 0.5) / 6
+    assert probability_of_improvement(x, y) == pytest.approx(4.5 / 6)
+    assert probability_of_improvement(y, x) == pytest.approx(1.5 / 6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 3), st.integers(0, 50))
+def test_probability_of_improvement_is_antisymmetric(n_x, n_y, n_tasks, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 4, size=(n_x, n_tasks)).astype(float)  # ties happen
+    y = rng.integers(0, 4, size=(n_y, n_tasks)).astype(float)
+    p = probability_of_improvement(x, y)
+    assert 0.0 <= p <= 1.0
+    assert p + probability_of_improvement(y, x) == pytest.approx(1.0)
+
+
+def test_probability_of_improvement_interval_brackets_the_point():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(1.0, size=(5, 3)), rng.normal(size=(5, 3))
+    p, (lo, hi) = probability_of_improvement_ci(x, y, n_resamples=500)
+    assert 0.0 <= lo <= p <= hi <= 1.0
+    with pytest.raises(ValueError, match="same tasks"):
+        probability_of_improvement(x, y[:, :2])
+
+
+@pytest.mark.parametrize(("ci", "expected"), [
+    ((-0.5, 0.5), "equivalent"), ((-1.0, 1.0), "equivalent"), ((0.5, 1.5), "inconclusive"),
+    ((1.5, 2.0), "different"), ((-3.0, -1.2), "different"), ((-2.0, 2.0), "inconclusive"),
+])
+def test_equivalence_by_interval_inclusion(ci, expected):
+    assert equivalence(ci, margin=1.0) == expected
