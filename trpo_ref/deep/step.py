@@ -175,7 +175,9 @@ def empirical_fisher_vector_product_fn(
     """v -> (F_emp + damping I) v, F_emp = covariance over n of the scores grad log pi(a_n|s_n).
 
     With G the (N, P) matrix of scores and C the centring matrix, F_emp = G^T C G / N, applied as
-    a forward-mode product G v, centred, then a backward-mode product G^T (.) / N.
+    a forward-mode product G v, centred, then a backward-mode product G^T (.) / N. Centring
+    makes its expectation (1 - 1/N) F rather than F (the scores' mean is 0 in expectation but
+    not in a sample); at the batch sizes used the bias is negligible.
     """
     theta = get_flat_params(policy)
 

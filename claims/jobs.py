@@ -1,0 +1,197 @@
+"""Jobs: the unit of work of the empirical claims, run on a pool and cached on disk.
+
+An empirical claim is many independent (claim, task, algorithm, seed) trainings. Each is a
+:class:`Job`: a function named by an import path (``"package.module:function"``, so a job pickles
+to a process pool or a Ray worker as a few strings) and the JSON-ready keyword arguments it is
+called with. The function returns a JSON-ready dict (per-seed evidence: learning curve, KL
+statistics, ...).
+
+:class:`JobCache` stores each finished job's result as one small JSON file, written atomically,
+under a key that hashes the job and the *code version* (:func:`code_version`: a hash of the
+source of ``trpo_ref`` and ``claims``, so an edit to either invalidates every cached result,
+committed or not). :func:`run_jobs` skips jobs already in the cache, runs the rest serially or
+on a process pool, and stores each result the moment it arrives: killing a run loses at most
+the jobs in flight, and running it again resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from claims.serialize import to_jsonable, write_json_atomic
+
+EXECUTORS = ("serial", "process")
+SOURCE_PACKAGES = ("trpo_ref", "claims")
+_REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work. ``fn``: "module:function"; ``kwargs``: JSON-ready arguments (they and
+    the four labels determine the result); the labels also name the job in progress lines."""
+
+    claim_id: str
+    task: str
+    algo: str
+    seed: int
+    fn: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.claim_id} {self.task} {self.algo} seed {self.seed}"
+
+    def spec(self) -> dict[str, Any]:
+        """The job as plain JSON (what its cache key hashes)."""
+        return to_jsonable({"claim_id": self.claim_id, "task": self.task, "algo": self.algo,
+                            "seed": self.seed, "fn": self.fn, "kwargs": dict(self.kwargs)})
+
+
+def resolve(fn: str) -> Callable[..., Any]:
+    """Import "package.module:function"; ValueError naming the problem if that fails."""
+    module_name, sep, attr = fn.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"job function must look like 'package.module:function', got {fn!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"job function {fn!r}: cannot import {module_name!r}: {error}") from error
+    try:
+        target = getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"job function {fn!r}: {module_name!r} has no {attr!r}") from None
+    if not callable(target):
+        raise ValueError(f"job function {fn!r} is not callable")
+    return target
+
+
+def execute(job: Job) -> dict[str, Any]:
+    """Run one job in this process; its result as plain JSON (what the cache stores)."""
+    result = resolve(job.fn)(**job.kwargs)
+    if not isinstance(result, Mapping):
+        raise TypeError(f"job {job.label}: {job.fn} returned {type(result).__name__}, not a dict")
+    return to_jsonable(dict(result))
+
+
+def code_version(packages: Sequence[str] = SOURCE_PACKAGES, root: Path = _REPO) -> str:
+    """sha256 (16 hex digits) over the path and bytes of every .py file in ``packages``."""
+    digest = hashlib.sha256()
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def job_key(job: Job, version: str) -> str:
+    """The cache key: sha256 of the job's spec and the code version (24 hex digits)."""
+    text = json.dumps({"job": job.spec(), "code": version}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class JobCache:
+    """Finished jobs under ``root``: one ``<key>.json`` each, holding the job spec, the code
+    version, the wall time and the result. Files appear atomically (never half written)."""
+
+    def __init__(self, root: str | Path, version: str | None = None) -> None:
+        self.root = Path(root)
+        self.version = code_version() if version is None else version
+
+    def path(self, job: Job) -> Path:
+        return self.root / f"{job_key(job, self.version)}.json"
+
+    def get(self, job: Job) -> dict[str, Any] | None:
+        """The cached result, or None. A file that does not parse is treated as missing."""
+        path = self.path(job)
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        if record.get("job") != job.spec() or record.get("code") != self.version:
+            return None
+        return record["result"]
+
+    def put(self, job: Job, result: Mapping[str, Any], wall_s: float) -> None:
+        write_json_atomic(self.path(job), {"job": job.spec(), "code": self.version,
+                                           "wall_s": wall_s, "result": dict(result)})
+
+
+def _timed(job: Job) -> tuple[dict[str, Any], float]:
+    start = time.perf_counter()
+    result = execute(job)
+    return result, time.perf_counter() - start
+
+
+def print_progress(done: int, total: int, job: Job, wall_s: float | None) -> None:
+    """Default progress: one line per finished job on stderr (wall_s None: from the cache)."""
+    how = "cached" if wall_s is None else f"{wall_s:.1f} s"
+    print(f"[{done}/{total}] {job.label} ({how})", file=sys.stderr, flush=True)
+
+
+def run_jobs(
+    jobs: Iterable[Job],
+    cache: JobCache | None = None,
+    *,
+    executor: str = "serial",
+    max_workers: int = 1,
+    progress: Callable[[int, int, Job, float | None], None] | None = print_progress,
+) -> list[dict[str, Any]]:
+    """Results of ``jobs``, in order. Cached jobs are not run again; each new result is cached
+    as soon as it arrives. ``executor``: "serial" (in this process) or "process" (a pool of
+    ``max_workers`` processes). A job that raises stops the run with its exception once the
+    jobs in flight have finished (and been cached)."""
+    jobs = list(jobs)
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if max_workers < 1:
+        raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    pending, done = [], 0
+    for i, job in enumerate(jobs):
+        cached = cache.get(job) if cache is not None else None
+        if cached is None:
+            pending.append(i)
+        else:
+            results[i], done = cached, done + 1
+            if progress is not None:
+                progress(done, len(jobs), job, None)
+
+    def finish(i: int, result: dict[str, Any], wall_s: float) -> None:
+        nonlocal done
+        if cache is not None:
+            cache.put(jobs[i], result, wall_s)
+        results[i], done = result, done + 1
+        if progress is not None:
+            progress(done, len(jobs), jobs[i], wall_s)
+
+    if executor == "serial" or not pending:
+        for i in pending:
+            finish(i, *_timed(jobs[i]))
+    else:
+        with ProcessPoolExecutor(max_workers=max_workers) as pool:
+            running: dict[Future, int] = {pool.submit(_timed, jobs[i]): i for i in pending}
+            failure: BaseException | None = None
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    i = running.pop(future)
+                    if future.exception() is not None:
+                        if failure is None:
+                            failure = future.exception()
+                            for other in running:  # don't start what has not started
+                                other.cancel()
+                        continue
+                    finish(i, *future.result())
+                running = {f: i for f, i in running.items() if not f.cancelled()}
+            if failure is not None:
+                raise failure
+    return [r for r in results if r is not None]

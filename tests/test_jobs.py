@@ -1,0 +1,138 @@
+"""claims.jobs: job keys, the on-disk cache, resume after an interruption, and the executors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from claims.jobs import Job, JobCache, code_version, execute, job_key, resolve, run_jobs
+
+pytestmark = pytest.mark.quick
+NOT_CALLABLE = 42
+
+
+# Job functions must be importable by name from worker processes: they live in this module.
+def square(x: int, seed: int = 0) -> dict:
+    return {"value": x * x, "seed": seed, "pid": os.getpid()}
+
+
+def fail_on_three(x: int) -> dict:
+    if x == 3:
+        raise RuntimeError("job three fails")
+    return {"value": x}
+
+
+def not_a_dict(x: int) -> list:
+    return [x]
+
+
+def jobs_of(fn: str, xs) -> list[Job]:
+    return [Job("toy.claim", "task", "algo", seed=x, fn=f"tests.test_jobs:{fn}",
+                kwargs={"x": x}) for x in xs]
+
+
+def test_job_key_depends_on_every_field_and_the_code_version():
+    job = Job("c", "t", "a", 0, "m:f", {"x": 1})
+    key = job_key(job, "v1")
+    assert key == job_key(Job("c", "t", "a", 0, "m:f", {"x": 1}), "v1")  # deterministic
+    others = [Job("c2", "t", "a", 0, "m:f", {"x": 1}), Job("c", "t2", "a", 0, "m:f", {"x": 1}),
+              Job("c", "t", "a2", 0, "m:f", {"x": 1}), Job("c", "t", "a", 1, "m:f", {"x": 1}),
+              Job("c", "t", "a", 0, "m:g", {"x": 1}), Job("c", "t", "a", 0, "m:f", {"x": 2})]
+    assert len({key, *(job_key(o, "v1") for o in others), job_key(job, "v2")}) == 8
+
+
+def test_code_version_hashes_source_contents(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
+    first = code_version(["pkg"], tmp_path)
+    assert first == code_version(["pkg"], tmp_path) and len(first) == 16
+    (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
+    assert code_version(["pkg"], tmp_path) != first
+    assert len(code_version()) == 16  # the real packages
+
+
+@pytest.mark.parametrize(("fn", "match"), [
+    ("no_colon", "must look like"), ("no.such.module:f", "cannot import"),
+    ("tests.test_jobs:missing", "has no 'missing'"),
+    ("tests.test_jobs:NOT_CALLABLE", "not callable"),
+])
+def test_resolve_names_the_problem(fn, match):
+    with pytest.raises(ValueError, match=match):
+        resolve(fn)
+
+
+def test_execute_requires_a_dict():
+    with pytest.raises(TypeError, match="returned list"):
+        execute(jobs_of("not_a_dict", [1])[0])
+
+
+def test_serial_run_returns_results_in_order_and_caches_them(tmp_path):
+    cache = JobCache(tmp_path, version="v")
+    jobs = jobs_of("square", [3, 1, 2])
+    seen = []
+    results = run_jobs(jobs, cache, progress=lambda d, n, job, wall: seen.append((d, wall)))
+    assert [r["value"] for r in results] == [9, 1, 4]
+    assert len(list(tmp_path.glob("*.json"))) == 3 and [d for d, _ in seen] == [1, 2, 3]
+    record = json.loads(cache.path(jobs[0]).read_text())
+    assert record["job"] == jobs[0].spec() and record["code"] == "v" and record["wall_s"] >= 0
+    # a second run takes everything from the cache (progress says so with wall None)
+    seen.clear()
+    assert run_jobs(jobs, cache, progress=lambda d, n, job, wall: seen.append(wall)) == results
+    assert seen == [None, None, None]
+
+
+def test_a_new_code_version_misses_the_cache(tmp_path):
+    jobs = jobs_of("square", [2])
+    run_jobs(jobs, JobCache(tmp_path, version="v1"), progress=None)
+    assert JobCache(tmp_path, version="v1").get(jobs[0]) is not None
+    assert JobCache(tmp_path, version="v2").get(jobs[0]) is None
+
+
+def test_a_corrupt_cache_file_is_recomputed(tmp_path):
+    cache = JobCache(tmp_path, version="v")
+    job = jobs_of("square", [5])[0]
+    cache.path(job).parent.mkdir(parents=True, exist_ok=True)
+    cache.path(job).write_text('{"job": ')  # half a file
+    assert cache.get(job) is None
+    assert run_jobs([job], cache, progress=None)[0]["value"] == 25
+    assert cache.get(job)["value"] == 25
+
+
+def test_a_failing_job_keeps_the_finished_ones_and_a_rerun_resumes(tmp_path):
+    cache = JobCache(tmp_path, version="v")
+    jobs = jobs_of("fail_on_three", [1, 2, 3, 4])
+    with pytest.raises(RuntimeError, match="job three fails"):
+        run_jobs(jobs, cache, progress=None)
+    assert [cache.get(j) is not None for j in jobs] == [True, True, False, False]
+    ran = []
+    fixed = jobs[:2] + jobs_of("square", [3, 4])
+    run_jobs(fixed, cache, progress=lambda d, n, job, wall: ran.append(wall is not None))
+    assert ran == [False, False, True, True]  # only the unfinished jobs ran
+
+
+def test_process_pool_gives_the_serial_results(tmp_path):
+    jobs = jobs_of("square", range(6))
+    serial = run_jobs(jobs, JobCache(tmp_path / "s", version="v"), progress=None)
+    pooled = run_jobs(jobs, JobCache(tmp_path / "p", version="v"), executor="process",
+                      max_workers=2, progress=None)
+    strip = [{k: v for k, v in r.items() if k != "pid"} for r in serial]
+    assert [{k: v for k, v in r.items() if k != "pid"} for r in pooled] == strip
+    assert {r["pid"] for r in pooled} != {os.getpid()}  # really ran elsewhere
+
+
+def test_process_pool_failure_is_raised_and_finished_jobs_are_cached(tmp_path):
+    cache = JobCache(tmp_path, version="v")
+    jobs = jobs_of("fail_on_three", [1, 2, 3])
+    with pytest.raises(RuntimeError, match="job three fails"):
+        run_jobs(jobs, cache, executor="process", max_workers=2, progress=None)
+    assert cache.get(jobs[2]) is None
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"executor": "threads"}, "executor must be one of"), ({"max_workers": 0}, "max_workers"),
+])
+def test_bad_runner_options_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        run_jobs([], **kwargs)
