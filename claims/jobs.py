@@ -10,8 +10,9 @@ statistics, ...).
 under a key that hashes the job and the *code version* (:func:`code_version`: a hash of the
 source of ``trpo_ref`` and ``claims``, so an edit to either invalidates every cached result,
 committed or not). :func:`run_jobs` skips jobs already in the cache, runs the rest serially or
-on a process pool, and stores each result the moment it arrives: killing a run loses at most
-the jobs in flight, and running it again resumes.
+on a process pool or a Ray cluster (the optional ``distributed`` extra), and stores each
+result the moment it arrives: killing a run loses at most the jobs in flight, and running it
+again resumes. A job's result does not depend on the executor that ran it (jobs are seeded).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,7 +31,7 @@ from typing import Any
 
 from claims.serialize import to_jsonable, write_json_atomic
 
-EXECUTORS = ("serial", "process")
+EXECUTORS = ("serial", "process", "ray")
 SOURCE_PACKAGES = ("trpo_ref", "claims")
 _REPO = Path(__file__).resolve().parents[1]
 
@@ -143,12 +145,15 @@ def run_jobs(
     *,
     executor: str = "serial",
     max_workers: int = 1,
+    address: str | None = None,
     progress: Callable[[int, int, Job, float | None], None] | None = print_progress,
 ) -> list[dict[str, Any]]:
     """Results of ``jobs``, in order. Cached jobs are not run again; each new result is cached
-    as soon as it arrives. ``executor``: "serial" (in this process) or "process" (a pool of
-    ``max_workers`` processes). A job that raises stops the run with its exception once the
-    jobs in flight have finished (and been cached)."""
+    as soon as it arrives. ``executor``: "serial" (in this process), "process" (a pool of
+    ``max_workers`` processes) or "ray" (tasks on the Ray cluster at ``address``, e.g.
+    "10.0.0.5:6379" or "auto"; None starts a local instance with ``max_workers`` CPUs). A job
+    that raises stops the run with its exception once the jobs in flight have finished (and been
+    cached)."""
     jobs = list(jobs)
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
@@ -176,6 +181,8 @@ def run_jobs(
     if executor == "serial" or not pending:
         for i in pending:
             finish(i, *_timed(jobs[i]))
+    elif executor == "ray":
+        _run_on_ray(jobs, pending, finish, address, max_workers)
     else:
         with ProcessPoolExecutor(max_workers=max_workers) as pool:
             running: dict[Future, int] = {pool.submit(_timed, jobs[i]): i for i in pending}
@@ -195,3 +202,46 @@ def run_jobs(
             if failure is not None:
                 raise failure
     return [r for r in results if r is not None]
+
+
+def _run_on_ray(
+    jobs: list[Job],
+    pending: list[int],
+    finish: Callable[[int, dict[str, Any], float], None],
+    address: str | None,
+    max_workers: int,
+) -> None:
+    """Run ``jobs[i]`` for i in ``pending`` as Ray tasks (one CPU each), finishing each as it
+    arrives. Connects to ``address`` or starts (and afterwards stops) a local instance. Workers
+    get this process's sys.path, so job functions import there as they do here."""
+    try:
+        import ray
+    except ImportError as error:
+        raise ValueError("executor 'ray' needs the ray package: "
+                         "pip install -e '.[distributed]'") from error
+    started_here = not ray.is_initialized()
+    if started_here:
+        pythonpath = os.pathsep.join(p for p in sys.path if p)
+        ray.init(address=address, num_cpus=None if address else max_workers,
+                 include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath}})
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(_timed)
+        running = {remote.remote(jobs[i]): i for i in pending}
+        failure: BaseException | None = None
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1)
+            for ref in ready:
+                i = running.pop(ref)
+                try:
+                    result, wall_s = ray.get(ref)
+                except ray.exceptions.RayTaskError as error:
+                    if failure is None:  # the job's own exception, as the other executors raise
+                        failure = error.as_instanceof_cause()
+                    continue
+                finish(i, result, wall_s)
+        if failure is not None:
+            raise failure
+    finally:
+        if started_here:
+            ray.shutdown()
