@@ -160,6 +160,21 @@ def test_only_the_resumable_fields_may_differ():
     assert RESUMABLE_FIELDS <= {f.name for f in dataclasses.fields(TRPOConfig)}
 
 
+def test_a_checkpoint_from_before_a_field_existed_resumes_at_its_default(short_run):
+    """Checkpoints written before the vine fields existed lack them; they computed as the
+    defaults do, so a run at the defaults resumes and one that changes such a field is refused."""
+    config, out = short_run
+    path = out / CHECKPOINT_NAME
+    checkpoint = torch.load(path, weights_only=False)
+    for name in ("sampling", "vine_states", "vine_actions", "vine_horizon", "vine_bootstrap"):
+        del checkpoint["config"][name]
+    torch.save(checkpoint, path)
+    with pytest.raises(ValueError, match=r"sampling \(checkpoint: 'single-path', now: 'vine'\)"):
+        train(dataclasses.replace(config, sampling="vine", vine_states=50), out_dir=out,
+              resume=True)
+    assert train(dataclasses.replace(config, total_steps=600), out_dir=out, resume=True)
+
+
 def test_missing_checkpoint_raises_file_not_found_naming_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / CHECKPOINT_NAME))):
         train(CARTPOLE, out_dir=tmp_path, resume=True)

@@ -63,9 +63,17 @@ def incompatible_fields(saved: Mapping[str, Any], current: Mapping[str, Any]) ->
     return sorted(n for n in names if n not in saved or n not in current or saved[n] != current[n])
 
 
-def check_compatible(saved: Mapping[str, Any], current: Mapping[str, Any], path: Path) -> None:
+def check_compatible(
+    saved: Mapping[str, Any],
+    current: Mapping[str, Any],
+    path: Path,
+    defaults: Mapping[str, Any] | None = None,
+) -> None:
     """Raise ValueError naming every field in which ``current`` would compute differently from
-    the config the checkpoint at ``path`` was written with."""
+    the config the checkpoint at ``path`` was written with. A field the checkpoint lacks (it was
+    written before the field existed) counts as ``defaults[field]``, the value every run had
+    then, when ``defaults`` has it."""
+    saved = {**{k: v for k, v in (defaults or {}).items() if k not in saved}, **saved}
     differing = incompatible_fields(saved, current)
     if differing:
         details = ", ".join(f"{n} (checkpoint: {saved.get(n, '<absent>')!r}, "

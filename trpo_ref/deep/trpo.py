@@ -1,8 +1,11 @@
-"""TRPO (single path) for gymnasium, readable top to bottom: Schulman et al. 2015, section 5.1 + 6.
+"""TRPO for gymnasium, readable top to bottom: Schulman et al. 2015, sections 5.1-5.2 + 6.
 
 One iteration:
   1. rollout: run whole episodes with pi_old until the batch holds >= ``steps_per_iter`` steps
-     (so every trajectory in the batch is complete; timesteps are counted exactly);
+     (so every trajectory in the batch is complete; timesteps are counted exactly); with
+     ``sampling="vine"`` these episodes are the trunk, and the update's rows come from branch
+     rollouts at a rollout set of their states (section 5.2, :mod:`trpo_ref.deep.vine`; every
+     branch step counts toward the budget; V is still fit on the trunk);
   2. advantages: GAE(gamma, lambda) from the value function as it was before this iteration's
      fit, bootstrapping at time-limit truncation but not at termination;
   3. policy: one update by :func:`trpo_ref.deep.step.update` (``algo`` switches between trpo,
@@ -31,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -66,7 +69,12 @@ from trpo_ref.deep.runtime import torch_threads
 from trpo_ref.deep.step import ALGOS, get_flat_params, make_batch, set_flat_params, update
 from trpo_ref.deep.value import ValueMLP, fit_value
 
+if TYPE_CHECKING:
+    from trpo_ref.deep.step import PolicyBatch
+    from trpo_ref.deep.vine import VineBatch
+
 Metrics = dict[str, float | int | bool | str | None]
+SAMPLINGS = ("single-path", "vine")
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class TRPOConfig:
     algo: str = "trpo"  # update rule: trpo | npg | max-kl | empirical-fim | pg
     seed: int = 0  # seeds torch, numpy, the env (first reset), its action space, the generators
     total_steps: int = 1_000_000  # stop once this many env steps have been taken in total
-    steps_per_iter: int = 5_000  # minimum env steps per batch (whole episodes: may run over)
+    steps_per_iter: int = 5_000  # minimum env steps per batch, whole episodes (vine: the trunk's)
     delta: float = 0.01  # KL bound (paper: 0.01 everywhere)
     gamma: float = 0.99  # discount (paper: 0.99)
     lam: float = 0.97  # GAE lambda (not in the paper; 0.95-0.98 in public implementations)
@@ -102,6 +110,11 @@ class TRPOConfig:
     atari_frame_stack: int = 4  # ALE: last frames stacked as the observation (DQN's 4; paper: -)
     atari_repeat_action_probability: float = 0.0  # ALE sticky actions (paper's ALE: 0; v5: .25)
     atari_max_episode_frames: int = 108_000  # ALE time limit in frames (30 min of play)
+    sampling: str = "single-path"  # single-path | vine (section 5.2; vine: see trpo_ref.deep.vine)
+    vine_states: int = 625  # vine: rollout-set states per batch, N (Table 2: 2500 Q-values / 4)
+    vine_actions: int = 4  # vine: actions per state, K, for Box actions (Table 2: 4; Discrete: all)
+    vine_horizon: int = 100  # vine: steps per branch rollout, T (Table 2: 50 Swimmer, 100 Hopper)
+    vine_bootstrap: bool = True  # vine: add gamma^T V(s_T) at a branch's cut (paper: not said)
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field (called by :func:`train` before work)."""
@@ -139,6 +152,14 @@ class TRPOConfig:
              f"got {self.atari_repeat_action_probability}"),
             (self.atari_max_episode_frames >= 1,
              f"atari_max_episode_frames must be >= 1, got {self.atari_max_episode_frames}"),
+            (self.sampling in SAMPLINGS,
+             f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}"),
+            (self.vine_states >= 1, f"vine_states must be >= 1, got {self.vine_states}"),
+            (self.sampling != "vine" or self.vine_states <= self.steps_per_iter,
+             f"vine_states ({self.vine_states}) must be <= steps_per_iter "
+             f"({self.steps_per_iter}), the trunk the rollout set is drawn from"),
+            (self.vine_actions >= 2, f"vine_actions must be >= 2, got {self.vine_actions}"),
+            (self.vine_horizon >= 1, f"vine_horizon must be >= 1, got {self.vine_horizon}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -388,6 +409,45 @@ class TrainingState:
         self.iteration, self.total_steps = checkpoint["iteration"], checkpoint["total_steps"]
 
 
+def _vine_batch(config: TRPOConfig, env: gym.Env, policy: Policy, value_fn: ValueMLP,
+                normalize: Callable[[np.ndarray], np.ndarray], generator: torch.Generator,
+                reset_seed: int | None) -> VineBatch:
+    """One vine batch (:func:`trpo_ref.deep.vine.collect_vine`) with ``config``'s settings."""
+    from trpo_ref.deep.vine import collect_vine  # vine imports this module
+
+    return collect_vine(
+        env, policy, value_fn if config.vine_bootstrap else None, normalize,
+        trunk_steps=config.steps_per_iter, n_states=config.vine_states,
+        n_actions=config.vine_actions, horizon=config.vine_horizon, gamma=config.gamma,
+        generator=generator, reset_seed=reset_seed,
+    )
+
+
+def _vine_metrics(policy: Policy, batch: PolicyBatch, vine_batch: VineBatch) -> Metrics:
+    """The vine batch's sizes and Q statistics; for sampled (Box) actions also the change of the
+    paper's self-normalized surrogate over the update (the update optimizes its first-order
+    equivalent, see :mod:`trpo_ref.deep.vine`)."""
+    from trpo_ref.deep.vine import self_normalized_surrogate
+
+    metrics: Metrics = {
+        "vine/states": len(vine_batch.rows),
+        "vine/actions_per_state": int(vine_batch.q.shape[1]),
+        "vine/trunk_steps": len(vine_batch.trunk.rewards),
+        "vine/branch_steps": int(vine_batch.branch_steps.sum()),
+        "vine/q_mean": float(vine_batch.q.mean()),
+        "vine/adv_std": float(vine_batch.adv.std()),
+        "vine/surrogate_self_normalized_actual": math.nan,
+    }
+    if vine_batch.probs is None:
+        with torch.no_grad():
+            log_ratio = (policy.log_prob(batch.obs, batch.act) - batch.old_log_prob)
+            q = torch.as_tensor(vine_batch.q)
+            after = self_normalized_surrogate(log_ratio.reshape(q.shape), q)
+            before = self_normalized_surrogate(torch.zeros_like(q), q)
+        metrics["vine/surrogate_self_normalized_actual"] = float(after - before)
+    return metrics
+
+
 def _env_generators(env: gym.Env) -> dict[str, np.random.Generator]:
     return {"env": env.unwrapped.np_random, "action_space": env.action_space.np_random,
             "observation_space": env.observation_space.np_random}
@@ -406,7 +466,8 @@ def train(
     ``resume=True`` continues from out_dir/checkpoint.pt: the config may differ from the
     checkpoint's only in total_steps, threads and checkpoint_every; metrics.jsonl is cut back to
     the checkpoint's iteration and appended to.
-    Invalid configs, unknown env ids, unsupported spaces, and on resume a corrupt or incompatible
+    Invalid configs, unknown env ids, unsupported spaces, envs whose state vine sampling cannot
+    restore (``sampling="vine"``), and on resume a corrupt or incompatible
     checkpoint raise ValueError (a missing one FileNotFoundError) before anything is written; a
     non-finite observation or reward raises ValueError before it reaches an update; non-finite
     parameters after an update raise NonFiniteParametersError.
@@ -418,10 +479,15 @@ def train(
             raise ValueError("resume=True needs the out_dir that holds the checkpoint")
         path = Path(out_dir) / CHECKPOINT_NAME
         checkpoint = load_checkpoint(path)
-        check_compatible(checkpoint["config"], dataclasses.asdict(config), path)
+        check_compatible(checkpoint["config"], dataclasses.asdict(config), path,
+                         defaults=dataclasses.asdict(TRPOConfig()))
         kept_lines = logged_lines_up_to(Path(out_dir) / "metrics.jsonl", checkpoint["iteration"])
     env = make_env(config.env_id, config)
     try:
+        if config.sampling == "vine":  # before anything is written
+            from trpo_ref.deep.vine import check_vine_env  # vine imports this module
+
+            check_vine_env(env)
         with torch_threads(config.threads):
             return _train(config, env, out_dir, progress, checkpoint, kept_lines)
     finally:
@@ -475,16 +541,28 @@ def _train(
             t_start = time.perf_counter()
             normalize = (np.asarray if frames else
                          state.normalizer if config.normalize_obs else identity)
-            rollout = collect_rollout(env, policy, normalize, config.steps_per_iter,
-                                      state.sample_gen,
-                                      reset_seed=config.seed if state.iteration == 0 else None)
+            reset_seed = config.seed if state.iteration == 0 else None
+            if config.sampling == "vine":
+                vine_batch = _vine_batch(config, env, policy, value_fn, normalize,
+                                         state.sample_gen, reset_seed)
+                rollout = vine_batch.trunk
+            else:
+                rollout = collect_rollout(env, policy, normalize, config.steps_per_iter,
+                                          state.sample_gen, reset_seed=reset_seed)
             t_rollout = time.perf_counter()
 
             adv, targets = advantages_and_targets(rollout, value_fn, config.gamma, config.lam)
-            if config.normalize_advantages:
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            batch = make_batch(policy, torch.as_tensor(rollout.obs),
-                               torch.as_tensor(rollout.act), torch.as_tensor(adv))
+            if config.sampling == "vine":  # V is fit on the trunk as in single path
+                obs, act = vine_batch.obs, vine_batch.act
+                adv = vine_batch.adv.ravel()
+                if config.normalize_advantages:  # already centred by the per-state baseline
+                    adv = adv / (adv.std() + 1e-8)
+            else:
+                obs, act = rollout.obs, rollout.act
+                if config.normalize_advantages:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            batch = make_batch(policy, torch.as_tensor(obs), torch.as_tensor(act),
+                               torch.as_tensor(adv))
             t_advantages = time.perf_counter()
             metrics = update(
                 policy, batch, algo=config.algo, delta=config.delta, damping=config.damping,
@@ -509,6 +587,9 @@ def _train(
                 state.normalizer.update(rollout.raw_obs)
             state.iteration += 1
             batch_steps = len(rollout.rewards)
+            if config.sampling == "vine":
+                metrics.update(_vine_metrics(policy, batch, vine_batch))
+                batch_steps = vine_batch.total_steps
             state.total_steps += batch_steps
             returns = np.asarray(rollout.episode_returns)
             metrics.update({
