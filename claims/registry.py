@@ -20,6 +20,12 @@ CLAIM_MODULES: tuple[str, ...] = (
     "claims.theory.natural_gradient",
     "claims.theory.penalty",
     "claims.climb",
+    "claims.step.kl_constraint",
+    "claims.step.line_search",
+    "claims.step.kl_quadratic",
+    "claims.step.fisher",
+    "claims.step.vine_variance",
+    "claims.step.cost",
 )
 
 _REGISTRY: dict[str, Claim] = {}
