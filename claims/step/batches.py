@@ -78,6 +78,22 @@ UpdateFn = Callable[[Policy, PolicyBatch, TRPOConfig, torch.Generator], Any]
 (delta, damping, ...), drawing any randomness (the FVP subsample) from the generator."""
 
 
+# The tasks (env id, steps per batch) the step-level claims train on, per tier.
+TIER_TASKS: dict[str, list[list[Any]]] = {
+    "quick": [["CartPole-v1", 1000], ["InvertedPendulum-v5", 1000], ["Hopper-v5", 1000]],
+    "standard": [["CartPole-v1", 2000], ["InvertedPendulum-v5", 2000], ["Hopper-v5", 5000],
+                 ["Swimmer-v5", 5000], ["Walker2d-v5", 5000]],
+    "full": [["CartPole-v1", 5000], ["InvertedPendulum-v5", 5000], ["Hopper-v5", 10000],
+             ["Swimmer-v5", 10000], ["Walker2d-v5", 10000]],
+}
+# Short training runs (iterations and seeds per tier) for claims measured along training.
+TRAINING_BUDGETS: dict[str, dict[str, Any]] = {
+    "quick": {"tasks": TIER_TASKS["quick"], "n_iters": 10, "seeds": [0]},
+    "standard": {"tasks": TIER_TASKS["standard"], "n_iters": 15, "seeds": [0, 1]},
+    "full": {"tasks": TIER_TASKS["full"], "n_iters": 30, "seeds": [0, 1, 2]},
+}
+
+
 def task_config(env_id: str, steps_per_iter: int, seed: int, **overrides: Any) -> TRPOConfig:
     """TRPOConfig for ``env_id`` with the paper's defaults, ``steps_per_iter`` env steps per
     batch, ``seed``; ``overrides`` replace any other field (validated)."""

@@ -19,6 +19,7 @@ from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.step.batches import (
+    TRAINING_BUDGETS,
     UpdateFn,
     config_dict,
     frozen_dist_params,
@@ -111,25 +112,7 @@ class KLConstraintHolds(Claim):
             "orders of magnitude larger."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "tasks": [["CartPole-v1", 1000], ["InvertedPendulum-v5", 1000], ["Hopper-v5", 1000]],
-            "n_iters": 10,
-            "seeds": [0],
-        },
-        "standard": {
-            "tasks": [["CartPole-v1", 2000], ["InvertedPendulum-v5", 2000], ["Hopper-v5", 5000],
-                      ["Swimmer-v5", 5000], ["Walker2d-v5", 5000]],
-            "n_iters": 15,
-            "seeds": [0, 1],
-        },
-        "full": {
-            "tasks": [["CartPole-v1", 5000], ["InvertedPendulum-v5", 5000], ["Hopper-v5", 10000],
-                      ["Swimmer-v5", 10000], ["Walker2d-v5", 10000]],
-            "n_iters": 30,
-            "seeds": [0, 1, 2],
-        },
-    }
+    budgets: ClassVar[dict[str, dict[str, Any] | None]] = dict(TRAINING_BUDGETS)
 
     def run(
         self, tier: str, *, control: bool = False, seed: int = 0, update_fn: UpdateFn | None = None

@@ -28,6 +28,7 @@ import torch
 from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
 from claims.registry import register
 from claims.step.batches import (
+    TIER_TASKS,
     config_dict,
     param_bits,
     surrogate_and_kl,
@@ -240,19 +241,17 @@ class LineSearchRestores(Claim):
     )
     budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
         "quick": {
-            "tasks": [["CartPole-v1", 1000], ["InvertedPendulum-v5", 1000], ["Hopper-v5", 1000]],
+            "tasks": TIER_TASKS["quick"],
             "warmup_iters": 3,
             "seeds": [0, 1],
         },
         "standard": {
-            "tasks": [["CartPole-v1", 2000], ["InvertedPendulum-v5", 2000], ["Hopper-v5", 5000],
-                      ["Swimmer-v5", 5000], ["Walker2d-v5", 5000]],
+            "tasks": TIER_TASKS["standard"],
             "warmup_iters": 10,
             "seeds": [0, 1, 2],
         },
         "full": {
-            "tasks": [["CartPole-v1", 5000], ["InvertedPendulum-v5", 5000], ["Hopper-v5", 10000],
-                      ["Swimmer-v5", 10000], ["Walker2d-v5", 10000]],
+            "tasks": TIER_TASKS["full"],
             "warmup_iters": 20,
             "seeds": [0, 1, 2, 3, 4],
         },
