@@ -9,5 +9,8 @@
 - :mod:`~trpo_ref.deep.atari`: ALE environments (frame skip, grayscale, 2x2 pooling, stacking).
 - :mod:`~trpo_ref.deep.fast_rollout`: numpy per-step sampling with weights copied once per batch.
 - :mod:`~trpo_ref.deep.checkpoint`: atomic checkpoints and exact resume.
-- :mod:`~trpo_ref.deep.trpo`: TRPOConfig and train(), the single-path loop on gymnasium.
+- :mod:`~trpo_ref.deep.trpo`: TRPOConfig and train(), the loop on gymnasium (single path or vine).
+- :mod:`~trpo_ref.deep.vine`: the vine procedure (section 5.2): branch rollouts from restored
+  simulator states, K actions per state with common random numbers.
+- :mod:`~trpo_ref.deep.derivative_free`: the derivative-free baselines CEM and CMA-ES.
 """
