@@ -11,6 +11,7 @@ curves and step statistics.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import Any
 
@@ -27,8 +28,10 @@ def train_job(env_id: str, algo: str, seed: int, total_steps: int,
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``algo`` on ``env_id`` for ``total_steps`` with ``seed``; ``overrides`` sets any
     other config field (of TRPOConfig, or of DerivativeFreeConfig for cem / cma). Returns
-    ``{"config", "steps", "returns", "wall_s"}`` plus, for gradient-based rules, one list per
-    :data:`STEP_KEYS` entry (key without its "train/" prefix). Bad fields raise ValueError."""
+    ``{"config", "steps", "returns", "x_velocity", "wall_s"}`` (x_velocity: each batch's mean
+    forward velocity, NaN where the env reports none or for cem / cma) plus, for gradient-based
+    rules, one list per :data:`STEP_KEYS` entry (key without its "train/" prefix). Bad fields
+    raise ValueError."""
     overrides = dict(overrides or {})
     if algo in DERIVATIVE_FREE:
         config_cls, run = derivative_free.DerivativeFreeConfig, derivative_free.train
@@ -46,6 +49,7 @@ def train_job(env_id: str, algo: str, seed: int, total_steps: int,
         "config": dataclasses.asdict(config),
         "steps": [m["global/steps"] for m in history],
         "returns": [m["rollout/ep_return_mean"] for m in history],
+        "x_velocity": [m.get("rollout/x_velocity_mean", math.nan) for m in history],
         "wall_s": time.perf_counter() - start,
     }
     if algo not in DERIVATIVE_FREE:

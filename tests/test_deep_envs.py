@@ -3,6 +3,8 @@ each, with the right policy family, exact step counts and whole episodes."""
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import pytest
 
@@ -39,3 +41,6 @@ def test_one_batch_on_each_task(env_id, family, limit):
     assert metrics["global/steps"] == metrics["rollout/steps"]
     assert metrics["rollout/steps"] == pytest.approx(
         metrics["rollout/ep_len_mean"] * metrics["rollout/episodes"])
+    # forward velocity: reported by the locomotion tasks, NaN where the env has none
+    locomotion = env_id in ("Swimmer-v5", "Hopper-v5", "Walker2d-v5")
+    assert math.isfinite(metrics["rollout/x_velocity_mean"]) == locomotion

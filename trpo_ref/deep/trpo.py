@@ -237,7 +237,9 @@ class Rollout:
     """A batch of whole episodes, rows in time order. obs: normalized (N, obs_dim); raw_obs:
     as the env gave them; act (N, ...); rewards, terminated, episode_end (N,); truncated_final:
     {row: normalized final observation} for episodes cut by the time limit; episode_returns and
-    episode_lengths of the batch's episodes (from RecordEpisodeStatistics)."""
+    episode_lengths of the batch's episodes (from RecordEpisodeStatistics); x_velocity (N,): the
+    forward velocity the env reports as ``info["x_velocity"]`` after each step (the MuJoCo
+    locomotion tasks), None where it reports none."""
 
     obs: np.ndarray
     raw_obs: np.ndarray
@@ -248,6 +250,7 @@ class Rollout:
     truncated_final: dict[int, np.ndarray]
     episode_returns: list[float]
     episode_lengths: list[int]
+    x_velocity: np.ndarray | None = None
 
 
 def _check_finite(obs: np.ndarray, reward: float, what: str) -> None:
@@ -273,7 +276,7 @@ def collect_rollout(
     low, high = (env.action_space.low, env.action_space.high) if box else (None, None)
     obs_rows, raw_rows, act_rows, rewards, terminated, episode_end = [], [], [], [], [], []
     truncated_final: dict[int, np.ndarray] = {}
-    returns, lengths = [], []
+    returns, lengths, x_velocity = [], [], []
     raw, _ = env.reset(seed=reset_seed)
     _check_finite(raw, 0.0, "at reset")
     while True:
@@ -289,6 +292,7 @@ def collect_rollout(
         rewards.append(float(reward))
         terminated.append(bool(term))
         episode_end.append(bool(term or trunc))
+        x_velocity.append(info.get("x_velocity", math.nan))
         if term or trunc:
             if not term:
                 truncated_final[len(rewards) - 1] = normalize(next_raw)
@@ -304,6 +308,7 @@ def collect_rollout(
         np.asarray(obs_rows), np.asarray(raw_rows), np.asarray(act_rows),
         np.asarray(rewards), np.asarray(terminated), np.asarray(episode_end),
         truncated_final, returns, lengths,
+        None if np.isnan(x_velocity).all() else np.asarray(x_velocity, dtype=np.float64),
     )
 
 
@@ -602,6 +607,10 @@ def _train(
                 "rollout/ep_return_min": float(returns.min()),
                 "rollout/ep_return_max": float(returns.max()),
                 "rollout/ep_len_mean": float(np.mean(rollout.episode_lengths)),
+                # forward progress (section 8: "gaits that made forward progress"), where the
+                # env reports it: mean forward velocity over the batch's steps
+                "rollout/x_velocity_mean": (math.nan if rollout.x_velocity is None
+                                            else float(rollout.x_velocity.mean())),
                 "time/rollout_s": t_rollout - t_start,
                 "time/advantages_s": t_advantages - t_rollout,
                 "time/update_s": t_update - t_advantages,
