@@ -193,9 +193,7 @@ def training_batches(
     config.validate()
     env = make_env(config.env_id, config)
     try:
-        seed_everything(config.seed)
-        env.action_space.seed(config.seed)
-        env.observation_space.seed(config.seed)
+        seed_everything(config.seed, env)
         policy = make_policy(config, env)
         value_fn = make_value(config, env)
         value_opt = torch.optim.Adam(value_fn.parameters(), lr=config.vf_lr)

@@ -57,10 +57,10 @@ from trpo_ref.deep.runtime import torch_threads
 from trpo_ref.deep.step import get_flat_params, set_flat_params
 from trpo_ref.deep.trpo import (
     Metrics,
-    _jsonable,
     check_finite_parameters,
     collect_rollout,
     has_frames,
+    jsonable_metrics,
     make_env,
     make_policy,
     seed_everything,
@@ -295,9 +295,7 @@ def _train(
     out_dir: str | Path | None,
     progress: Callable[[Metrics], None] | None,
 ) -> list[Metrics]:
-    seed_everything(config.seed)
-    env.action_space.seed(config.seed)
-    env.observation_space.seed(config.seed)
+    seed_everything(config.seed, env)
     policy = make_policy(config, env)  # reads only network, hidden and log_std_init
     frames = has_frames(env)
     normalizer = RunningObsNormalizer(env.observation_space.shape[0] if not frames else 1,
@@ -360,7 +358,7 @@ def _train(
             })
             history.append(metrics)
             if log_file is not None:
-                log_file.write(json.dumps(_jsonable(metrics)) + "\n")
+                log_file.write(json.dumps(jsonable_metrics(metrics)) + "\n")
                 log_file.flush()
             if progress is not None:
                 progress(metrics)

@@ -333,13 +333,18 @@ def advantages_and_targets(
 
 # --- the loop ------------------------------------------------------------------------------------
 
-def seed_everything(seed: int) -> None:
-    """Seed torch's and numpy's global generators (network initialization, anything global)."""
+def seed_everything(seed: int, env: gym.Env | None = None) -> None:
+    """Seed torch's and numpy's global generators (network initialization, anything global)
+    and, given ``env``, its action and observation spaces (the env itself is seeded by its
+    first reset)."""
     torch.manual_seed(seed)
     np.random.seed(seed)  # noqa: NPY002 -- the legacy global state is what third-party code uses
+    if env is not None:
+        env.action_space.seed(seed)
+        env.observation_space.seed(seed)
 
 
-def _jsonable(metrics: Metrics) -> Metrics:
+def jsonable_metrics(metrics: Metrics) -> Metrics:
     """NaN / inf -> None so that every line is standard JSON."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in metrics.items()}
@@ -507,9 +512,7 @@ def _train(
     checkpoint: dict[str, Any] | None,
     kept_lines: list[str],
 ) -> list[Metrics]:
-    seed_everything(config.seed)
-    env.action_space.seed(config.seed)
-    env.observation_space.seed(config.seed)
+    seed_everything(config.seed, env)
     policy = make_policy(config, env)
     obs_dim = env.observation_space.shape[0]
     value_fn = make_value(config, env)
@@ -619,7 +622,7 @@ def _train(
             })
             history.append(metrics)
             if log_file is not None:
-                log_file.write(json.dumps(_jsonable(metrics)) + "\n")
+                log_file.write(json.dumps(jsonable_metrics(metrics)) + "\n")
                 log_file.flush()
             # The line is flushed before the checkpoint, so the log never lags a checkpoint.
             if (checkpoint_path is not None and config.checkpoint_every > 0
