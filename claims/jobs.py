@@ -7,9 +7,11 @@ called with. The function returns a JSON-ready dict (per-seed evidence: learning
 statistics, ...).
 
 :class:`JobCache` stores each finished job's result as one small JSON file, written atomically,
-under a key that hashes the job and the *code version* (:func:`code_version`: a hash of the
-source of ``trpo_ref`` and ``claims``, so an edit to either invalidates every cached result,
-committed or not). :func:`run_jobs` skips jobs already in the cache, runs the rest serially or
+under a key that hashes the job and its *code version* (:func:`job_code_version`: a hash of the
+source of ``trpo_ref``, of the job function's module and of any paths that module lists in
+``JOB_SOURCES``; an edit to any of them invalidates the cached results, committed or not, while
+an edit to a claim's judgement or to the report does not, so a long run survives those).
+:func:`run_jobs` skips jobs already in the cache, runs the rest serially or
 on a process pool or a Ray cluster (the optional ``distributed`` extra), and stores each
 result the moment it arrives: killing a run loses at most the jobs in flight, and running it
 again resumes. A job's result does not depend on the executor that ran it (jobs are seeded).
@@ -17,13 +19,14 @@ again resumes. A job's result does not depend on the executor that ran it (jobs 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +35,7 @@ from typing import Any
 from claims.serialize import to_jsonable, write_json_atomic
 
 EXECUTORS = ("serial", "process", "ray")
-SOURCE_PACKAGES = ("trpo_ref", "claims")
+SOURCE_PACKAGES = ("trpo_ref",)  # what every job's result may depend on
 _REPO = Path(__file__).resolve().parents[1]
 
 
@@ -85,13 +88,25 @@ def execute(job: Job) -> dict[str, Any]:
 
 
 def code_version(packages: Sequence[str] = SOURCE_PACKAGES, root: Path = _REPO) -> str:
-    """sha256 (16 hex digits) over the path and bytes of every .py file in ``packages``."""
+    """sha256 (16 hex digits) over the path and bytes of every .py file in ``packages``
+    (each a directory, searched recursively, or a single file; relative to ``root``)."""
     digest = hashlib.sha256()
     for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
+        target = root / package
+        paths = [target] if target.is_file() else sorted(target.rglob("*.py"))
+        for path in paths:
             digest.update(path.relative_to(root).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def job_code_version(fn: str, root: Path = _REPO) -> str:
+    """The code version of jobs that call ``fn``: :data:`SOURCE_PACKAGES`, the module defining
+    ``fn`` and the repo-relative paths in that module's ``JOB_SOURCES`` (if any)."""
+    module = importlib.import_module(fn.partition(":")[0])
+    module_file = Path(module.__file__ or "").resolve()
+    own = [module_file.relative_to(root).as_posix()] if module_file.is_relative_to(root) else []
+    return code_version((*SOURCE_PACKAGES, *own, *getattr(module, "JOB_SOURCES", ())), root)
 
 
 def job_key(job: Job, version: str) -> str:
@@ -102,28 +117,43 @@ def job_key(job: Job, version: str) -> str:
 
 class JobCache:
     """Finished jobs under ``root``: one ``<key>.json`` each, holding the job spec, the code
-    version, the wall time and the result. Files appear atomically (never half written)."""
+    version, the wall time and the result. Files appear atomically (never half written).
+    ``version`` fixes the code version of every job; by default each job gets
+    :func:`job_code_version` of its function."""
 
     def __init__(self, root: str | Path, version: str | None = None) -> None:
         self.root = Path(root)
-        self.version = code_version() if version is None else version
+        self._version = version
+        self._versions: dict[str, str] = {}
+
+    def version(self, job: Job) -> str:
+        if self._version is not None:
+            return self._version
+        if job.fn not in self._versions:
+            self._versions[job.fn] = job_code_version(job.fn)
+        return self._versions[job.fn]
 
     def path(self, job: Job) -> Path:
-        return self.root / f"{job_key(job, self.version)}.json"
+        return self.root / f"{job_key(job, self.version(job))}.json"
 
-    def get(self, job: Job) -> dict[str, Any] | None:
-        """The cached result, or None. A file that does not parse is treated as missing."""
-        path = self.path(job)
+    def record(self, job: Job) -> dict[str, Any] | None:
+        """The whole cached record (job, code, wall_s, result), or None. A file that does not
+        parse, or was written for another job or code version, counts as missing."""
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(self.path(job).read_text())
         except (OSError, json.JSONDecodeError):
             return None
-        if record.get("job") != job.spec() or record.get("code") != self.version:
+        if record.get("job") != job.spec() or record.get("code") != self.version(job):
             return None
-        return record["result"]
+        return record
+
+    def get(self, job: Job) -> dict[str, Any] | None:
+        """The cached result, or None (see :meth:`record`)."""
+        record = self.record(job)
+        return None if record is None else record["result"]
 
     def put(self, job: Job, result: Mapping[str, Any], wall_s: float) -> None:
-        write_json_atomic(self.path(job), {"job": job.spec(), "code": self.version,
+        write_json_atomic(self.path(job), {"job": job.spec(), "code": self.version(job),
                                            "wall_s": wall_s, "result": dict(result)})
 
 
@@ -245,3 +275,41 @@ def _run_on_ray(
     finally:
         if started_here:
             ray.shutdown()
+
+
+# --- the execution context: how claims' jobs run -------------------------------------------------
+
+@dataclass(frozen=True)
+class Execution:
+    """How :func:`run_in_context` runs jobs: the cache (None: no cache) and :func:`run_jobs`'s
+    executor settings. The runner sets it from ``trpo-claims run --jobs --executor --address``."""
+
+    cache: JobCache | None = None
+    executor: str = "serial"
+    max_workers: int = 1
+    address: str | None = None
+    progress: Callable[[int, int, Job, float | None], None] | None = print_progress
+
+
+_EXECUTION: list[Execution] = [Execution()]
+
+
+@contextlib.contextmanager
+def execution(settings: Execution) -> Iterator[Execution]:
+    """Run the body's :func:`run_in_context` calls with ``settings`` (restored afterwards)."""
+    _EXECUTION.append(settings)
+    try:
+        yield settings
+    finally:
+        _EXECUTION.pop()
+
+
+def current_execution() -> Execution:
+    return _EXECUTION[-1]
+
+
+def run_in_context(jobs: Iterable[Job]) -> list[dict[str, Any]]:
+    """:func:`run_jobs` with the current :class:`Execution`'s cache and executor."""
+    e = current_execution()
+    return run_jobs(jobs, e.cache, executor=e.executor, max_workers=e.max_workers,
+                    address=e.address, progress=e.progress)

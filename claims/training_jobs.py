@@ -6,37 +6,92 @@ dict: the learning curve (environment steps and mean episode return per iteratio
 gradient-based rules, the per-step KL statistics and the surrogate's predicted and actual
 improvement. Raw per-iteration rows are not returned: they can be large, and the claims judge
 curves and step statistics.
+
+``fault`` runs a deliberately broken trainer, the negative controls of the empirical claims; the
+bug is injected here, in the worker, so ``trpo_ref`` carries no broken code paths:
+
+- ``"flip_advantages"``: the advantages handed to the update are negated (a sign error), so every
+  step *descends* the true surrogate while its own bookkeeping reports an improvement.
+- ``"unchecked_big_step"``: the step scale is 10x beta (a scale bug) and the line search's KL
+  test is gone (limit = infinity), so nothing catches the 100x KL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from trpo_ref.deep import derivative_free, trpo
+from trpo_ref.deep import derivative_free, step, trpo
 
 DERIVATIVE_FREE = set(derivative_free.DF_ALGOS)
 
 # per-iteration metrics of trpo_ref's update kept in the job's result, as lists
-STEP_KEYS = ("train/kl_mean", "train/kl_max", "train/accepted", "train/backtracks",
-             "train/surrogate_predicted", "train/surrogate_actual")
+STEP_KEYS = ("train/kl_mean", "train/kl_max", "train/kl_full_step", "train/accepted",
+             "train/backtracks", "train/surrogate_predicted", "train/surrogate_actual",
+             "train/adv_raw_mean", "train/adv_raw_std")
+FAULTS = ("flip_advantages", "unchecked_big_step")
+
+
+@contextlib.contextmanager
+def injected(fault: str | None) -> Iterator[None]:
+    """Run the body with ``fault`` (one of :data:`FAULTS`, or None for no fault) in place."""
+    if fault is None:
+        yield
+        return
+    if fault not in FAULTS:
+        raise ValueError(f"unknown fault {fault!r}; choose one of {FAULTS}")
+    patches: dict[tuple[Any, str], Any] = {}
+    if fault == "flip_advantages":
+        make_batch = trpo.make_batch
+
+        def flipped(policy: Any, obs: Any, act: Any, adv: Any) -> Any:
+            return make_batch(policy, obs, act, -adv)
+
+        patches[trpo, "make_batch"] = flipped
+    else:
+        step_scale, line_search = step.step_scale, step.line_search
+
+        def big(s_a_s: float, delta: float) -> tuple[float, str | None]:
+            beta, reason = step_scale(s_a_s, delta)
+            return 10.0 * beta, reason
+
+        def unchecked(policy: Any, theta_old: Any, full_step: Any, evaluate: Any,
+                      surrogate_old: float, limit: float, *rest: Any) -> Any:
+            return line_search(policy, theta_old, full_step, evaluate, surrogate_old,
+                               math.inf, *rest)
+
+        patches[step, "step_scale"], patches[step, "line_search"] = big, unchecked
+    saved = {key: getattr(*key) for key in patches}
+    for (module, name), replacement in patches.items():
+        setattr(module, name, replacement)
+    try:
+        yield
+    finally:
+        for (module, name), original in saved.items():
+            setattr(module, name, original)
 
 
 def train_job(env_id: str, algo: str, seed: int, total_steps: int,
-              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+              overrides: dict[str, Any] | None = None, fault: str | None = None
+              ) -> dict[str, Any]:
     """Train ``algo`` on ``env_id`` for ``total_steps`` with ``seed``; ``overrides`` sets any
     other config field (of TRPOConfig, or of DerivativeFreeConfig for cem / cma). Returns
     ``{"config", "steps", "returns", "x_velocity", "wall_s"}`` (x_velocity: each batch's mean
     forward velocity, NaN where the env reports none or for cem / cma) plus, for gradient-based
-    rules, one list per :data:`STEP_KEYS` entry (key without its "train/" prefix). Bad fields
-    raise ValueError."""
+    rules, one list per :data:`STEP_KEYS` entry (key without its "train/" prefix) and
+    ``ep_len`` (mean episode length per batch). ``fault``: see the module docstring (gradient-based
+    rules only). Bad fields or faults raise ValueError."""
     overrides = dict(overrides or {})
     if algo in DERIVATIVE_FREE:
         config_cls, run = derivative_free.DerivativeFreeConfig, derivative_free.train
     else:
         config_cls, run = trpo.TRPOConfig, trpo.train
+    if fault is not None and algo in DERIVATIVE_FREE:
+        raise ValueError(f"fault {fault!r} applies to gradient-based rules, not {algo!r}")
     known = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -44,7 +99,8 @@ def train_job(env_id: str, algo: str, seed: int, total_steps: int,
     config = config_cls(env_id=env_id, algo=algo, seed=seed, total_steps=total_steps,
                         **overrides)
     start = time.perf_counter()
-    history = run(config)
+    with injected(fault):
+        history = run(config)
     result: dict[str, Any] = {
         "config": dataclasses.asdict(config),
         "steps": [m["global/steps"] for m in history],
@@ -55,4 +111,5 @@ def train_job(env_id: str, algo: str, seed: int, total_steps: int,
     if algo not in DERIVATIVE_FREE:
         for key in STEP_KEYS:
             result[key.removeprefix("train/")] = [m[key] for m in history]
+        result["ep_len"] = [m["rollout/ep_len_mean"] for m in history]
     return result

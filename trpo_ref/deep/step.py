@@ -251,7 +251,8 @@ def per_state_quadratic(policy: Policy, obs: torch.Tensor, direction: torch.Tens
 class LineSearchResult:
     """accepted; backtracks (shrinks before acceptance, ``max_backtracks`` on failure); fraction
     of the full step applied (0 on failure); surrogate and constraint value at the applied
-    parameters (the old surrogate and nan on failure); reason when rejected."""
+    parameters (the old surrogate and nan on failure); reason when rejected; the constraint at
+    the full step (the first candidate), which the quadratic model put at ``limit``."""
 
     accepted: bool
     backtracks: int
@@ -259,6 +260,7 @@ class LineSearchResult:
     surrogate: float
     constraint: float
     reason: str | None
+    constraint_full: float = math.nan
 
 
 def line_search(
@@ -279,11 +281,13 @@ def line_search(
     candidate passes, ``theta_old`` (which must not alias the parameters) is copied back, so
     the parameters are restored bit for bit.
     """
-    why = "no candidate tried"
+    why, constraint_full = "no candidate tried", math.nan
     for k in range(max_backtracks):
         fraction = backtrack**k
         set_flat_params(policy, theta_old + fraction * full_step)
         surr, constraint = evaluate()
+        if k == 0:
+            constraint_full = constraint
         if not (math.isfinite(surr) and math.isfinite(constraint)):
             why = f"non-finite surrogate or KL ({surr}, {constraint})"
         elif surr <= surrogate_old:
@@ -291,10 +295,11 @@ def line_search(
         elif constraint > limit:
             why = f"KL {constraint:.3g} > {limit:.3g}"
         else:
-            return LineSearchResult(True, k, fraction, surr, constraint, None)
+            return LineSearchResult(True, k, fraction, surr, constraint, None, constraint_full)
     set_flat_params(policy, theta_old)
     reason = f"line search failed after {max_backtracks} tries; last: {why}"
-    return LineSearchResult(False, max_backtracks, 0.0, surrogate_old, math.nan, reason)
+    return LineSearchResult(False, max_backtracks, 0.0, surrogate_old, math.nan, reason,
+                            constraint_full)
 
 
 # --- the update ----------------------------------------------------------------------------------
@@ -347,6 +352,7 @@ def update(
         "train/backtracks": 0,
         "train/fvp_states": 0,
         "train/surrogate_predicted_full": math.nan,
+        "train/kl_full_step": math.nan,
     }
     reason: str | None = None
     full_step: torch.Tensor | None = None
@@ -399,9 +405,12 @@ def update(
             )
             fraction, reason = result.fraction, result.reason
             metrics["train/backtracks"] = result.backtracks
+            metrics["train/kl_full_step"] = result.constraint_full
         else:
             set_flat_params(policy, theta_old + full_step)
             fraction = 1.0
+            with torch.no_grad():
+                metrics["train/kl_full_step"] = float(kl_per_state(policy, batch).mean())
     if fraction == 0.0:
         set_flat_params(policy, theta_old)  # already in place unless a branch above moved it
 

@@ -561,14 +561,15 @@ def _train(
 
             adv, targets = advantages_and_targets(rollout, value_fn, config.gamma, config.lam)
             if config.sampling == "vine":  # V is fit on the trunk as in single path
-                obs, act = vine_batch.obs, vine_batch.act
-                adv = vine_batch.adv.ravel()
-                if config.normalize_advantages:  # already centred by the per-state baseline
-                    adv = adv / (adv.std() + 1e-8)
+                obs, act, adv = vine_batch.obs, vine_batch.act, vine_batch.adv.ravel()
             else:
                 obs, act = rollout.obs, rollout.act
-                if config.normalize_advantages:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            # the advantages' scale before normalization converts the surrogate's improvement
+            # back into return units (the gap audit in claims.empirical)
+            adv_raw_mean, adv_raw_std = float(adv.mean()), float(adv.std())
+            if config.normalize_advantages:  # vine's are already centred per state
+                centre = 0.0 if config.sampling == "vine" else adv.mean()
+                adv = (adv - centre) / (adv.std() + 1e-8)
             batch = make_batch(policy, torch.as_tensor(obs), torch.as_tensor(act),
                                torch.as_tensor(adv))
             t_advantages = time.perf_counter()
@@ -588,6 +589,7 @@ def _train(
             if not value_finite:  # never keep NaN parameters; the log says so
                 set_flat_params(value_fn, value_before)
             metrics["value/restored"] = not value_finite
+            metrics["train/adv_raw_mean"], metrics["train/adv_raw_std"] = adv_raw_mean, adv_raw_std
             t_value = time.perf_counter()
             check_finite_parameters(state.iteration + 1, policy=policy, value=value_fn)
 

@@ -1,0 +1,266 @@
+"""The empirical claims' shared protocol (paper section 8, Figure 4), fixed before anything runs.
+
+Everything the section-8 claims train is declared here: the tasks and the published thresholds
+they are judged against, the Figure 4 methods per task, each tier's budget (steps, seeds), the
+natural-gradient step sweep, the delta sweep and the broken trainers of the negative controls.
+The claims only *read* these trainings (:func:`results` runs whatever the cache lacks), so one
+training serves every claim that needs it and a long run resumes job by job.
+
+Per-seed summaries are pure functions of one job's result: :func:`final_return` (mean episode
+return over the last 10% of iterations), :func:`mean_return` (the learning curve's average,
+i.e. its area divided by its length), :func:`final_velocity`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from claims.jobs import Job, run_in_context
+
+TRAIN_FN = "claims.training_jobs:train_job"
+FINAL_FRACTION = 0.1  # final return: mean over the last 10% of iterations (at least one)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A Figure 4 task: gymnasium id, the published score a "learns" claim must pass (never one
+    of our own runs), where that score comes from, and the methods Figure 4 ran on it."""
+
+    env_id: str
+    threshold: float
+    threshold_source: str
+    methods: tuple[str, ...]
+    vine: Mapping[str, Any]  # vine sampling settings (TRPOConfig fields) for this task
+    locomotion: bool = True
+
+
+_SPINNING_UP = ("Spinning Up TRPO benchmark at 1M steps (10 seeds, -v2 environments, read off "
+                "its plot; paper-facts.md)")
+# Vine (section 5.2, Table 2): branch length from Table 2 (cart-pole: 50), 4 actions per state
+# (cart-pole: both). The paper's 500 / 2500 Q-values came with 50K / 1M steps per iteration; at
+# our 5K-step trunks every task gets 100 Q-values per batch (25 states x 4, cart-pole 50 x 2).
+TASKS: dict[str, Task] = {
+    "CartPole-v1": Task(
+        "CartPole-v1", 475.0,
+        "gymnasium's registered reward_threshold for CartPole-v1 (its 'solved' score); the paper's "
+        "cart-pole is rllab's, with no published TRPO score at this version",
+        ("trpo", "vine", "npg", "max-kl", "empirical-fim", "cem", "cma"),
+        {"sampling": "vine", "vine_states": 50, "vine_horizon": 50}, locomotion=False),
+    "Swimmer-v5": Task(
+        "Swimmer-v5", 85.0, _SPINNING_UP,
+        ("trpo", "vine", "npg", "empirical-fim", "cem", "cma"),
+        {"sampling": "vine", "vine_states": 25, "vine_actions": 4, "vine_horizon": 50}),
+    "Hopper-v5": Task(
+        "Hopper-v5", 1160.0, _SPINNING_UP, ("trpo", "vine", "npg", "cem"),
+        {"sampling": "vine", "vine_states": 25, "vine_actions": 4, "vine_horizon": 100}),
+    "Walker2d-v5": Task(
+        "Walker2d-v5", 550.0, _SPINNING_UP, ("trpo", "vine", "npg", "cem"),
+        {"sampling": "vine", "vine_states": 25, "vine_actions": 4, "vine_horizon": 100}),
+}
+DERIVATIVE_FREE = ("cem", "cma")
+NPG_STEPS = tuple(3.0**k for k in range(-3, 2))  # the fixed-step sweep, factors of 3 (section 8)
+DELTAS = (0.003, 0.01, 0.03, 0.1)  # the monotonicity sweep; 0.01 is the paper's (Figure 4) run
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One tier's trainings. ``steps``: env steps per run for each task the tier covers."""
+
+    steps: Mapping[str, int]
+    seeds: tuple[int, ...]  # Figure 4 runs (the paper: 5 per method)
+    control_seeds: tuple[int, ...]  # negative controls, at the same steps
+    sweep_seeds: tuple[int, ...]  # NPG step sweep (disjoint from ``seeds``)
+    sweep_fraction: float  # NPG step sweep: this fraction of ``steps``
+    delta_seeds: tuple[int, ...]  # delta sweep (deltas other than 0.01; 0.01 reuses Figure 4)
+    note: str = ""  # what the tier cannot decide
+    methods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # override per task
+
+    def tasks(self) -> list[str]:
+        return list(self.steps)
+
+    def task_methods(self, env_id: str) -> tuple[str, ...]:
+        return self.methods.get(env_id, TASKS[env_id].methods)
+
+
+BUDGETS: dict[str, Budget] = {
+    "quick": Budget(
+        steps={"CartPole-v1": 75_000}, seeds=(0, 1), control_seeds=(0,), sweep_seeds=(100,),
+        sweep_fraction=0.5, delta_seeds=(0,),
+        note="cart-pole only, 2 seeds: the locomotion claims are not decided here"),
+    "standard": Budget(
+        steps={"CartPole-v1": 250_000, "Hopper-v5": 300_000}, seeds=(0, 1, 2, 3, 4),
+        control_seeds=(0, 1), sweep_seeds=(100, 101), sweep_fraction=0.4, delta_seeds=(0, 1),
+        methods={"Hopper-v5": ("trpo",)},
+        note="cart-pole in full; Hopper at 300K steps for the step audits only"),
+    "full": Budget(
+        steps={"CartPole-v1": 250_000, "Swimmer-v5": 1_000_000, "Hopper-v5": 1_000_000,
+               "Walker2d-v5": 1_000_000},
+        seeds=(0, 1, 2, 3, 4), control_seeds=(0, 1), sweep_seeds=(100, 101),
+        sweep_fraction=0.3, delta_seeds=(0, 1, 2)),
+}
+
+
+def budget(tier: str) -> Budget:
+    try:
+        return BUDGETS[tier]
+    except KeyError:
+        raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(BUDGETS)}") from None
+
+
+# --- the trainings -------------------------------------------------------------------------------
+
+def method_config(env_id: str, method: str) -> tuple[str, dict[str, Any]]:
+    """(algo, config overrides) of a Figure 4 method on a task. ``"npg@S"``: NPG with fixed
+    step S; ``"trpo@delta=D"``: TRPO with KL bound D."""
+    if method.startswith("npg@"):
+        return "npg", {"step_size": float(method.removeprefix("npg@"))}
+    if method.startswith("trpo@delta="):
+        return "trpo", {"delta": float(method.removeprefix("trpo@delta="))}
+    if method == "vine":
+        return "trpo", dict(TASKS[env_id].vine)
+    if method in ("trpo", "max-kl", "empirical-fim", *DERIVATIVE_FREE):
+        return method, {}
+    raise ValueError(f"unknown method {method!r}")
+
+
+def training(group: str, env_id: str, method: str, seed: int, steps: int,
+             fault: str | None = None) -> Job:
+    """The job training ``method`` on ``env_id``. ``group`` labels the job (it is part of the
+    cache key, so every claim naming the same group, task, method and seed shares one run)."""
+    algo, overrides = method_config(env_id, method)
+    kwargs: dict[str, Any] = {"env_id": env_id, "algo": algo, "seed": seed,
+                              "total_steps": steps, "overrides": overrides}
+    if fault is not None:
+        kwargs["fault"] = fault
+    label = method if fault is None else f"{method}+{fault}"
+    return Job(group, env_id, label, seed, TRAIN_FN, kwargs)
+
+
+def figure4_jobs(tier: str, methods: Sequence[str] | None = None,
+                 tasks: Sequence[str] | None = None) -> list[Job]:
+    """The Figure 4 runs at ``tier`` (NPG excluded: its step comes from the sweep)."""
+    b = budget(tier)
+    return [training("figure4", env, m, s, b.steps[env])
+            for env in (tasks or b.tasks()) for m in b.task_methods(env)
+            if m != "npg" and (methods is None or m in methods) for s in b.seeds]
+
+
+def npg_sweep_jobs(tier: str, tasks: Sequence[str] | None = None) -> list[Job]:
+    b = budget(tier)
+    return [training("npg-sweep", env, f"npg@{step:.6g}", s,
+                     max(1, int(b.sweep_fraction * b.steps[env])))
+            for env in (tasks or b.tasks()) if "npg" in b.task_methods(env)
+            for step in NPG_STEPS for s in b.sweep_seeds]
+
+
+def best_npg_step(tier: str, env_id: str) -> tuple[float, dict[str, float]]:
+    """The sweep's winner on ``env_id`` (highest mean final return over the sweep seeds, as the
+    paper kept the best) and every step's mean final return. Runs the sweep if needed."""
+    jobs = npg_sweep_jobs(tier, [env_id])
+    scores: dict[str, list[float]] = {}
+    for job, result in zip(jobs, results(jobs), strict=True):
+        scores.setdefault(job.algo.removeprefix("npg@"), []).append(final_return(result))
+    means = {step: float(np.mean(v)) for step, v in scores.items()}
+    return float(max(means, key=lambda k: means[k])), means
+
+
+def npg_jobs(tier: str, tasks: Sequence[str] | None = None) -> list[Job]:
+    """NPG's Figure 4 runs, each task at its swept step (runs the sweep first if needed)."""
+    b = budget(tier)
+    out = []
+    for env in (tasks or b.tasks()):
+        if "npg" in b.task_methods(env):
+            step, _ = best_npg_step(tier, env)
+            out += [training("figure4", env, f"npg@{step:.6g}", s, b.steps[env])
+                    for s in b.seeds]
+    return out
+
+
+def control_jobs(tier: str, method: str, fault: str,
+                 tasks: Sequence[str] | None = None) -> list[Job]:
+    """A broken ``method`` (``fault``: see :mod:`claims.training_jobs`) on the tier's tasks that
+    run it, at the same steps as the real runs, with the tier's control seeds."""
+    b = budget(tier)
+    return [training("control", env, method, s, b.steps[env], fault)
+            for env in (tasks or b.tasks())
+            if method in b.task_methods(env) or method.startswith("trpo")
+            for s in b.control_seeds]
+
+
+def delta_jobs(tier: str) -> list[Job]:
+    """The delta sweep's runs (delta 0.01 is the Figure 4 single-path run itself)."""
+    b = budget(tier)
+    return [training("delta-sweep", env, f"trpo@delta={d:g}", s, b.steps[env])
+            for env in b.tasks() for d in DELTAS if d != 0.01 for s in b.delta_seeds]
+
+
+def delta_run(tier: str, env_id: str, delta: float, seed: int) -> Job:
+    b = budget(tier)
+    if delta == 0.01:
+        return training("figure4", env_id, "trpo", seed, b.steps[env_id])
+    return training("delta-sweep", env_id, f"trpo@delta={delta:g}", seed, b.steps[env_id])
+
+
+CONTROLS: tuple[tuple[str, str], ...] = (
+    ("trpo", "flip_advantages"), ("vine", "flip_advantages"), ("npg", "flip_advantages"),
+    ("empirical-fim", "flip_advantages"), ("trpo", "unchecked_big_step"),
+)
+
+
+def stages(tier: str) -> list[Callable[[], list[Job]]]:
+    """Every training of the tier, as stages to plan and run in order: planning stage 2 needs
+    stage 1's results (NPG's runs use the sweep's best step). Figure 4 runs come first."""
+    b = budget(tier)
+    npg_tasks = [env for env in b.tasks() if "npg" in b.task_methods(env)]
+
+    def second() -> list[Job]:
+        controls = [job for method, fault in CONTROLS if method != "npg"
+                    for job in control_jobs(tier, method, fault)]
+        return npg_jobs(tier, npg_tasks) + npg_control_jobs(tier) + controls + delta_jobs(tier)
+
+    return [lambda: figure4_jobs(tier) + npg_sweep_jobs(tier), second]
+
+
+def npg_control_jobs(tier: str) -> list[Job]:
+    """NPG with flipped advantages, at each task's swept step."""
+    b = budget(tier)
+    out = []
+    for env in b.tasks():
+        if "npg" in b.task_methods(env):
+            step, _ = best_npg_step(tier, env)
+            out += [training("control", env, f"npg@{step:.6g}", s, b.steps[env],
+                             "flip_advantages") for s in b.control_seeds]
+    return out
+
+
+# --- results and per-seed summaries --------------------------------------------------------------
+
+def results(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """The jobs' results, from the cache or run now (see :func:`claims.jobs.run_in_context`)."""
+    return run_in_context(jobs)
+
+
+def final_return(result: Mapping[str, Any]) -> float:
+    """Mean episode return over the last 10% of iterations (at least one)."""
+    returns = np.asarray(result["returns"], dtype=float)
+    k = max(1, math.ceil(FINAL_FRACTION * returns.size))
+    return float(returns[-k:].mean())
+
+
+def final_velocity(result: Mapping[str, Any]) -> float:
+    """Mean forward velocity (m/s, from info["x_velocity"]) over the last 10% of iterations."""
+    v = np.asarray(result["x_velocity"], dtype=float)
+    k = max(1, math.ceil(FINAL_FRACTION * v.size))
+    return float(np.nanmean(v[-k:]))
+
+
+def mean_return(result: Mapping[str, Any]) -> float:
+    """The learning curve's area per env step: sum_i return_i * steps_i / total steps."""
+    steps = np.diff(np.concatenate([[0.0], np.asarray(result["steps"], dtype=float)]))
+    returns = np.asarray(result["returns"], dtype=float)
+    return float((returns * steps).sum() / steps.sum())
