@@ -20,14 +20,15 @@ from pathlib import Path
 
 from claims import bench, climb_cli, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
-from claims.report import problems, render_markdown, rule_sentence
+from claims.jobs import EXECUTORS, Execution, JobCache
+from claims.report import problems, render_markdown, rule_sentence, write_reports
 from claims.runner import (
     FAIL_ON_CHOICES,
     REPORT_FILE,
+    REPORT_HTML_FILE,
     failure_reasons,
     load_results,
     reproduce_command,
-    rerender_report,
     run_claims,
 )
 from claims.serialize import dumps, to_jsonable
@@ -154,6 +155,40 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip the negative controls (faster, but nothing then shows the checks can fail)",
     )
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes (or Ray tasks) for the empirical claims' trainings (default 1)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="how trainings run: serial, process (a pool of --jobs), ray (a Ray cluster); "
+        "default: process when --jobs > 1, else serial",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster address for --executor ray (e.g. 10.0.0.5:6379 or auto); default: "
+        "start a local Ray instance with --jobs CPUs",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="job cache: finished trainings, one JSON each, reused by later runs and by other "
+        "claims (default OUT/jobs); an interrupted run resumes from it",
+    )
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="train nothing: judge from the finished trainings in the cache, and report claims "
+        "still waiting for some as SKIPPED (a progress report of a long run)",
+    )
+    parser.add_argument(
         "--fail-on",
         choices=FAIL_ON_CHOICES,
         metavar="OUTCOME",
@@ -176,6 +211,12 @@ def _run(args: argparse.Namespace) -> int:
     command = reproduce_command(
         tier=args.tier, seed=args.seed, out_dir=out, claim_ids=ids, controls=not args.no_controls
     )
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    executor = args.executor or ("process" if args.jobs > 1 else "serial")
+    if args.address is not None and executor != "ray":
+        raise UsageError("--address is for --executor ray")
+    cache = JobCache(args.cache if args.cache is not None else out / "jobs")
     result = run_claims(
         claims,
         tier=args.tier,
@@ -184,8 +225,11 @@ def _run(args: argparse.Namespace) -> int:
         controls=not args.no_controls,
         progress=sys.stdout,
         command=command,
+        jobs=Execution(cache=cache, executor=executor, max_workers=args.jobs,
+                       address=args.address, train=not args.cached_only),
     )
-    print(f"wrote {result.results_path} and {result.report_path}")
+    print(f"wrote {result.results_path}, {result.report_path} and "
+          f"{result.out_dir / REPORT_HTML_FILE}")
     for problem in problems(result.results):
         print(f"WARNING: {problem}", file=sys.stderr)
     reasons = failure_reasons(result.results, args.fail_on)
@@ -201,7 +245,9 @@ def _run(args: argparse.Namespace) -> int:
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a directory `run` wrote")
     parser.add_argument(
-        "--stdout", action="store_true", help=f"print the report instead of writing {REPORT_FILE}"
+        "--stdout",
+        action="store_true",
+        help=f"print the Markdown report instead of writing {REPORT_FILE} and {REPORT_HTML_FILE}",
     )
 
 
@@ -210,7 +256,7 @@ def _report(args: argparse.Namespace) -> int:
         if args.stdout:
             sys.stdout.write(render_markdown(load_results(args.run_dir)))
         else:
-            print(f"wrote {rerender_report(args.run_dir)}")
+            print("wrote " + " and ".join(str(p) for p in write_reports(args.run_dir)))
     except (FileNotFoundError, ValueError) as exc:  # ValueError: results.json is not JSON
         raise UsageError(str(exc)) from None
     return EXIT_OK

@@ -191,6 +191,8 @@ class Claim:
     negative_control: ClassVar[str]  # the broken variant and why it is a plausible bug
     rule: ClassVar[DecisionRule]
     budgets: ClassVar[dict[str, dict[str, Any] | None]]
+    # where the protocol departs from the paper (budget, env version, network, ...), one line each
+    deviations: ClassVar[tuple[str, ...]] = ()
 
     def budget(self, tier: str) -> dict[str, Any] | None:
         if tier not in TIERS:
@@ -220,4 +222,5 @@ class Claim:
             "negative_control": self.negative_control,
             "rule": asdict(self.rule),
             "budgets": self.budgets,
+            "deviations": list(self.deviations),
         }

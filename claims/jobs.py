@@ -289,6 +289,18 @@ class Execution:
     max_workers: int = 1
     address: str | None = None
     progress: Callable[[int, int, Job, float | None], None] | None = print_progress
+    train: bool = True  # False: read the cache only; missing jobs raise JobsMissing
+
+
+class JobsMissing(RuntimeError):
+    """A cache-only execution (``train=False``) was asked for jobs that have not finished."""
+
+    def __init__(self, missing: Sequence[Job], total: int) -> None:
+        self.missing, self.total = list(missing), total
+        shown = "; ".join(job.label for job in self.missing[:3])
+        more = f" and {len(self.missing) - 3} more" if len(self.missing) > 3 else ""
+        super().__init__(f"{len(self.missing)} of {total} trainings have not finished "
+                         f"(cache-only run): {shown}{more}")
 
 
 _EXECUTION: list[Execution] = [Execution()]
@@ -309,7 +321,13 @@ def current_execution() -> Execution:
 
 
 def run_in_context(jobs: Iterable[Job]) -> list[dict[str, Any]]:
-    """:func:`run_jobs` with the current :class:`Execution`'s cache and executor."""
+    """:func:`run_jobs` with the current :class:`Execution`'s cache and executor; with
+    ``train=False``, the cached results or :class:`JobsMissing` naming what is not there."""
     e = current_execution()
+    jobs = list(jobs)
+    if not e.train:
+        missing = [job for job in jobs if e.cache is None or e.cache.get(job) is None]
+        if missing:
+            raise JobsMissing(missing, len(jobs))
     return run_jobs(jobs, e.cache, executor=e.executor, max_workers=e.max_workers,
                     address=e.address, progress=e.progress)

@@ -26,6 +26,10 @@ CLAIM_MODULES: tuple[str, ...] = (
     "claims.step.fisher",
     "claims.step.vine_variance",
     "claims.step.cost",
+    "claims.empirical.learning",
+    "claims.empirical.npg_progress",
+    "claims.empirical.monotonic",
+    "claims.empirical.audit",
 )
 
 _REGISTRY: dict[str, Claim] = {}

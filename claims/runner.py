@@ -1,4 +1,4 @@
-"""Run claims, judge them, and write results.json and report.md.
+"""Run claims, judge them, and write results.json, report.md and report.html.
 
 For each claim: no budget at the tier -> SKIPPED; otherwise ``run`` then ``decide`` with the
 claim's declared rule, then the same for its negative control (``run(..., control=True)``), whose
@@ -45,12 +45,21 @@ from typing import Any, TextIO
 
 from claims.core import TIERS, Claim, Evidence, Verdict
 from claims.fingerprint import fingerprint
-from claims.report import render_markdown, verdict_brief
-from claims.serialize import read_json, write_json_atomic, write_text_atomic
+from claims.jobs import (
+    Execution,
+    Job,
+    JobsMissing,
+    current_execution,
+    execution,
+    run_in_context,
+)
+from claims.report import verdict_brief, write_reports
+from claims.serialize import read_json, write_json_atomic
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
 REPORT_FILE = "report.md"
+REPORT_HTML_FILE = "report.html"
 FIGURES_DIR = "figures"
 FAIL_ON_CHOICES: tuple[str, ...] = ("refuted", "inconclusive", "control")
 
@@ -124,6 +133,9 @@ def _judge(claim: Claim, tier: str, seed: int, control: bool) -> _Side:
         verdict = claim.decide(evidence)
         if not isinstance(verdict, Verdict):
             raise ClaimContractError(f"decide() returned {type(verdict).__name__}, not Verdict")
+    except JobsMissing as missing:  # a cache-only run of a long tier that has not finished
+        return _Side(None, Verdict.skipped(f"not judged: {missing}"), None,
+                     time.perf_counter() - start)
     except Exception as exc:  # a failing claim must not stop the others
         error = _error_record(phase, exc)
         evidence = evidence if isinstance(evidence, Evidence) else None
@@ -237,6 +249,26 @@ def _run_one(
     }
 
 
+def claim_jobs(claims: Sequence[Claim], tier: str, controls: bool) -> list[Job]:
+    """Every training job the ``claims`` (those with a ``jobs(tier, control)`` method and a
+    budget at ``tier``) will read, without repeats. Planning may itself run jobs (NPG's step
+    sweep) in the current execution. A claim whose planning fails is left to fail in its run."""
+    planned: dict[str, Job] = {}
+    for claim in claims:
+        plan = getattr(claim, "jobs", None)
+        if plan is None:
+            continue
+        try:
+            if claim.budget(tier) is None:
+                continue
+            jobs = plan(tier, False) + (plan(tier, True) if controls else [])
+        except Exception:  # reported, with its traceback, when the claim itself runs
+            continue
+        for job in jobs:
+            planned.setdefault(repr(job.spec()), job)
+    return list(planned.values())
+
+
 def run_claims(
     claims: Sequence[Claim],
     *,
@@ -246,12 +278,31 @@ def run_claims(
     controls: bool = True,
     progress: TextIO | None = None,
     command: Sequence[str] | None = None,
+    jobs: Execution | None = None,
 ) -> RunResult:
-    """Run, judge and report ``claims`` at ``tier``; write results.json and report.md.
+    """Run, judge and report ``claims`` at ``tier``; write results.json, report.md, report.html.
 
     ``command`` is the argv stored as the way to reproduce the run; by default the
-    ``trpo-claims run`` command naming these claims.
+    ``trpo-claims run`` command naming these claims. ``jobs`` says how the empirical claims'
+    trainings run (cache, executor, workers); by default the current
+    :func:`claims.jobs.current_execution`. They all run first, together, on that executor;
+    the claims then read them from the cache.
     """
+    with execution(jobs if jobs is not None else current_execution()):
+        return _run_claims(claims, tier=tier, seed=seed, out_dir=out_dir, controls=controls,
+                           progress=progress, command=command)
+
+
+def _run_claims(
+    claims: Sequence[Claim],
+    *,
+    tier: str,
+    seed: int,
+    out_dir: Path | str,
+    controls: bool,
+    progress: TextIO | None,
+    command: Sequence[str] | None,
+) -> RunResult:
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
     out_dir = Path(out_dir)
@@ -281,8 +332,15 @@ def run_claims(
         "fingerprint": fingerprint(),
         "claims": [],
     }
-    results_path, report_path = out_dir / RESULTS_FILE, out_dir / REPORT_FILE
+    results_path = out_dir / RESULTS_FILE
     say(f"running {len(claims)} claims at the {tier} tier (seed {seed}) into {out_dir}\n")
+    trainings = claim_jobs(claims, tier, controls) if current_execution().train else []
+    if trainings:
+        say(f"training {len(trainings)} jobs first (cached ones are read, not rerun)\n")
+        try:
+            run_in_context(trainings)
+        except Exception as exc:  # each claim that needs the failed job reports the error
+            say(f"a training job failed ({type(exc).__name__}: {exc}); continuing\n")
     for i, claim in enumerate(claims, start=1):
         say(f"[{i}/{len(claims)}] {getattr(claim, 'id', type(claim).__name__)} ... ")
         doc["claims"].append(
@@ -293,7 +351,7 @@ def run_claims(
     write_json_atomic(results_path, doc)
     # render from what was written, so `trpo-claims report` reproduces this file exactly
     results = read_json(results_path)
-    write_text_atomic(report_path, render_markdown(results))
+    write_reports(out_dir, results)
     return RunResult(results=results, out_dir=out_dir)
 
 
@@ -306,10 +364,9 @@ def load_results(run_dir: Path | str) -> dict[str, Any]:
 
 
 def rerender_report(run_dir: Path | str) -> Path:
-    """Rewrite ``run_dir``/report.md from ``run_dir``/results.json; returns the report's path."""
-    path = Path(run_dir) / REPORT_FILE
-    write_text_atomic(path, render_markdown(load_results(run_dir)))
-    return path
+    """Rewrite ``run_dir``/report.md and report.html from ``run_dir``/results.json; returns the
+    path of report.md."""
+    return write_reports(run_dir)[0]
 
 
 def failure_reasons(results: dict[str, Any], fail_on: Collection[str] = ()) -> list[str]:

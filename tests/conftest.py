@@ -6,7 +6,10 @@ Select with HYPOTHESIS_PROFILE=ci (set by .ci/run) or HYPOTHESIS_PROFILE=thoroug
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from claims.jobs import JobCache
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -15,3 +18,10 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="session")
+def quick_job_cache(tmp_path_factory):
+    """One job cache for the whole test session: the quick tier's trainings run once, whichever
+    test needs them first, and the others read them."""
+    return JobCache(tmp_path_factory.mktemp("quick-jobs"))

@@ -6,7 +6,9 @@ pytest-benchmark, not asserted (timings belong to the machine). Measure with:
     .venv/bin/pytest tests/test_bench_quick_tier.py --benchmark-enable
 
 Without ``--benchmark-enable`` (the default run) the tier runs once, as a smoke test that every
-claim runs to a verdict at the quick tier and every negative control is REFUTED.
+claim runs to a verdict at the quick tier and every negative control is REFUTED. Claims with no
+quick budget (the locomotion-only empirical claims) must come out SKIPPED. The empirical claims'
+trainings go to the session's job cache, so their own tests read them instead of training again.
 """
 
 from __future__ import annotations
@@ -14,22 +16,27 @@ from __future__ import annotations
 import pytest
 
 from claims.core import Status
+from claims.jobs import Execution
 from claims.registry import all_claims
 from claims.runner import run_claims
 
 
 @pytest.mark.benchmark_speed
-def test_bench_quick_tier(benchmark, tmp_path) -> None:
+def test_bench_quick_tier(benchmark, tmp_path, quick_job_cache) -> None:
     claims = all_claims()
     result = benchmark.pedantic(
         run_claims,
-        kwargs={"claims": claims, "tier": "quick", "seed": 0, "out_dir": tmp_path},
+        kwargs={"claims": claims, "tier": "quick", "seed": 0, "out_dir": tmp_path,
+                "jobs": Execution(cache=quick_job_cache, progress=None)},
         rounds=1,
         iterations=1,
     )
     records = result.results["claims"]
     assert [r["id"] for r in records] == [c.id for c in claims]
-    for r in records:
+    for claim, r in zip(claims, records, strict=True):
+        if claim.budget("quick") is None:
+            assert r["verdict"]["status"] == Status.SKIPPED, r["id"]
+            continue
         assert r["verdict"]["status"] not in (Status.ERROR, Status.SKIPPED), r["id"]
         assert r["control"]["verdict"]["status"] == Status.REFUTED, r["id"]
     benchmark.extra_info["n_claims"] = len(records)

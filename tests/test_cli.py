@@ -98,7 +98,8 @@ def test_run_all_claims_with_defaults(toys, capsys):
     assert main(["run"]) == 1  # toy.raise errors
     captured = capsys.readouterr()
     assert "[1/7] toy.pass ... SUPPORTED" in captured.out
-    assert "wrote reports/quick/results.json and reports/quick/report.md" in captured.out
+    assert ("wrote reports/quick/results.json, reports/quick/report.md and "
+            "reports/quick/report.html") in captured.out
     assert "WARNING: The negative control of `toy.leaky`" in captured.err
     assert "exit 1 because: toy.raise: ERROR; toy.raise: negative control ERROR" in captured.err
     results = json.loads((toys / "reports" / "quick" / "results.json").read_text())
@@ -117,6 +118,15 @@ def test_run_options_reach_the_results(toys):
     assert [entry["id"] for entry in results["claims"]] == ["toy.pass", "toy.fail"]
     assert results["claims"][0]["evidence"]["config"] == {"n": 5, "seed": 7, "base": 1.0}
     assert results["command"][-4:] == ["--claim", "toy.pass", "toy.fail", "--no-controls"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--address", "10.0.0.5:6379"], "--address is for --executor ray"),
+])
+def test_run_rejects_bad_executor_options(toys, capsys, argv, message):
+    assert main(["run", "--claim", "toy.pass", *argv]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_fail_on_control_needs_controls(toys, capsys):

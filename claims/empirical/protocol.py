@@ -94,7 +94,7 @@ BUDGETS: dict[str, Budget] = {
         note="cart-pole only, 2 seeds: the locomotion claims are not decided here"),
     "standard": Budget(
         steps={"CartPole-v1": 250_000, "Hopper-v5": 300_000}, seeds=(0, 1, 2, 3, 4),
-        control_seeds=(0, 1), sweep_seeds=(100, 101), sweep_fraction=0.4, delta_seeds=(0, 1),
+        control_seeds=(0, 1), sweep_seeds=(100, 101), sweep_fraction=0.3, delta_seeds=(0, 1),
         methods={"Hopper-v5": ("trpo",)},
         note="cart-pole in full; Hopper at 300K steps for the step audits only"),
     "full": Budget(
@@ -255,8 +255,9 @@ def final_return(result: Mapping[str, Any]) -> float:
 def final_velocity(result: Mapping[str, Any]) -> float:
     """Mean forward velocity (m/s, from info["x_velocity"]) over the last 10% of iterations."""
     v = np.asarray(result["x_velocity"], dtype=float)
-    k = max(1, math.ceil(FINAL_FRACTION * v.size))
-    return float(np.nanmean(v[-k:]))
+    last = v[-max(1, math.ceil(FINAL_FRACTION * v.size)):]
+    last = last[np.isfinite(last)]
+    return float(last.mean()) if last.size else math.nan
 
 
 def mean_return(result: Mapping[str, Any]) -> float:
@@ -264,3 +265,21 @@ def mean_return(result: Mapping[str, Any]) -> float:
     steps = np.diff(np.concatenate([[0.0], np.asarray(result["steps"], dtype=float)]))
     returns = np.asarray(result["returns"], dtype=float)
     return float((returns * steps).sum() / steps.sum())
+
+
+def runs(tier: str, method: str, tasks: Sequence[str], fault: str | None = None) -> list[Job]:
+    """The Figure 4 runs of ``method`` on ``tasks`` (NPG at its swept step), or with ``fault``
+    its negative-control runs (the tier's control seeds, same steps)."""
+    b = budget(tier)
+    out = []
+    for env in tasks:
+        name = method
+        if method == "npg":
+            step, _ = best_npg_step(tier, env)
+            name = f"npg@{step:.6g}"
+        if fault is None:
+            out += [training("figure4", env, name, s, b.steps[env]) for s in b.seeds]
+        else:
+            out += [training("control", env, name, s, b.steps[env], fault)
+                    for s in b.control_seeds]
+    return out
