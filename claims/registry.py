@@ -30,6 +30,7 @@ CLAIM_MODULES: tuple[str, ...] = (
     "claims.empirical.npg_progress",
     "claims.empirical.monotonic",
     "claims.empirical.audit",
+    "claims.empirical.atari",
 )
 
 _REGISTRY: dict[str, Claim] = {}

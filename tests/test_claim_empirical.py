@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from claims.core import Evidence, Status
-from claims.empirical import audit, common, learning, monotonic, npg_progress, protocol
+from claims.empirical import atari, audit, common, learning, monotonic, npg_progress, protocol
 from claims.jobs import Execution, JobCache, execution
 from claims.registry import all_claims
 from claims.runner import claim_jobs, run_claims
@@ -200,3 +200,25 @@ def test_a_cache_only_run_skips_claims_whose_trainings_are_missing(tmp_path):
     assert "have not finished" in entry["verdict"]["message"]
     assert entry["control"]["verdict"]["status"] == "SKIPPED"
     assert not list((tmp_path / "empty").glob("*.json")), "nothing was trained"
+
+
+def test_atari_claim_on_one_tiny_pong_run(monkeypatch, tmp_path):
+    """Mechanics only (the full tier's budget is 200K steps per game): one ~1K-step Pong run
+    and its sign-flipped control, judged against Table 1's random and human rows."""
+    tiny = {"games": ["Pong"], "steps": 500, "steps_per_iter": 500, "seed": 0,
+            "control_games": ["Pong"]}
+    monkeypatch.setitem(atari.ATARI_BUDGETS, "quick", tiny)
+    claim = atari.AtariBeatsRandom()
+    monkeypatch.setattr(claim, "budgets", {"quick": tiny})
+    with execution(Execution(progress=None)):
+        real, control = claim.run("quick"), claim.run("quick", control=True)
+    assert set(real.data["final_window"]) == {"Pong"}
+    assert real.summary["Pong: Table 1 random / human / DQN / TRPO single path"][0] == -20.4
+    assert claim.decide(real).status is not Status.ERROR
+    assert claim.decide(control).status is Status.REFUTED  # one game of -21: below random
+    assert claim.figures(real, tmp_path)
+
+
+def test_human_normalized_score_by_hand():
+    assert atari.normalized(-20.4, "Pong") == 0.0
+    assert atari.normalized(-3.0, "Pong") == pytest.approx(1.0)

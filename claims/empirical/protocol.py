@@ -214,7 +214,8 @@ CONTROLS: tuple[tuple[str, str], ...] = (
 
 def stages(tier: str) -> list[Callable[[], list[Job]]]:
     """Every training of the tier, as stages to plan and run in order: planning stage 2 needs
-    stage 1's results (NPG's runs use the sweep's best step). Figure 4 runs come first."""
+    stage 1's results (NPG's runs use the sweep's best step). Figure 4 runs come first, the
+    Atari games (Table 1) last."""
     b = budget(tier)
     npg_tasks = [env for env in b.tasks() if "npg" in b.task_methods(env)]
 
@@ -223,7 +224,12 @@ def stages(tier: str) -> list[Callable[[], list[Job]]]:
                     for job in control_jobs(tier, method, fault)]
         return npg_jobs(tier, npg_tasks) + npg_control_jobs(tier) + controls + delta_jobs(tier)
 
-    return [lambda: figure4_jobs(tier) + npg_sweep_jobs(tier), second]
+    def atari_runs() -> list[Job]:
+        from claims.empirical.atari import atari_jobs  # it builds on this module
+
+        return atari_jobs(tier) + atari_jobs(tier, control=True)
+
+    return [lambda: figure4_jobs(tier) + npg_sweep_jobs(tier), second, atari_runs]
 
 
 def npg_control_jobs(tier: str) -> list[Job]:
