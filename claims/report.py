@@ -365,6 +365,36 @@ def _deviations_section(results: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+TRAININGS_COLUMNS = ["Group", "Task", "Method", "Runs finished / planned", "Env steps",
+                     "Wall time (one worker)", "Per run"]
+TRAININGS_NOTE = (
+    "The empirical claims' training jobs, from the job cache: the wall time each finished run "
+    "took on one worker, whenever it ran (a run read from the cache cost nothing this time). "
+    "With W workers, a tier takes about the total divided by W.")
+
+
+def training_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """The rows of the trainings table, plus a total row (none when no trainings)."""
+    trainings = results.get("trainings") or []
+    rows = [[t["group"], t["task"], t["method"], f"{t['finished']} / {t['planned']}",
+             f"{t['env_steps']:,}", fmt_seconds(t["wall_s"]),
+             fmt_seconds(t["wall_s"] / t["finished"]) if t["finished"] else DASH]
+            for t in trainings]
+    if rows:
+        finished = sum(t["finished"] for t in trainings)
+        rows.append(["total", "", "", f"{finished} / {sum(t['planned'] for t in trainings)}",
+                     f"{sum(t['env_steps'] for t in trainings):,}",
+                     fmt_seconds(sum(t["wall_s"] for t in trainings)), ""])
+    return rows
+
+
+def _trainings_section(results: Mapping[str, Any]) -> list[str]:
+    rows = training_rows(results)
+    if not rows:
+        return []
+    return ["## Trainings", "", TRAININGS_NOTE, "", *_table(TRAININGS_COLUMNS, rows), ""]
+
+
 def render_markdown(results: Mapping[str, Any]) -> str:
     """The whole report.md for a results document (the parsed results.json)."""
     entries = results["claims"]
@@ -376,6 +406,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     lines += [VERDICT_LEGEND, "", "## Claims", ""]
     for entry in entries:
         lines += _claim_section(entry)
+    lines += _trainings_section(results)
     lines += ["## Deviations from the paper", "", *_deviations_section(results)]
     lines += ["## Environment", "", *_table(["Item", "Value"], _environment_rows(results)), ""]
     lines += ["## Reproduce", "", "The whole run:", "", "```", command_line(results["command"])]
@@ -556,6 +587,10 @@ def render_html(results: Mapping[str, Any]) -> str:
     parts += ["<h2>Verdicts</h2>", _html_verdict_table(entries, results["tier"])]
     parts += [f"<p>{_esc(VERDICT_LEGEND)}</p>", "<h2>Claims</h2>"]
     parts += [_html_claim(entry) for entry in entries]
+    rows = training_rows(results)
+    if rows:
+        parts += ["<h2>Trainings</h2>", f"<p>{_esc(TRAININGS_NOTE)}</p>",
+                  _html_table(TRAININGS_COLUMNS, ([_esc(str(c)) for c in r] for r in rows))]
     parts += ["<h2>Deviations from the paper</h2>", _html_deviations(results)]
     env_rows = ((_esc(k), _inline(v)) for k, v in _environment_rows(results))
     parts += ["<h2>Environment</h2>", _html_table(["Item", "Value"], env_rows)]

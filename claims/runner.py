@@ -15,6 +15,8 @@ results.json (``schema_version`` 1)::
     command         argv list that reproduces the run (``trpo-claims run ...``)
     started_utc, finished_utc, runtime_s
     fingerprint     claims.fingerprint.fingerprint(): versions, CPU, git commit and dirty flag, argv
+    trainings       (at the end) the empirical claims' training jobs per (group, task, method):
+                    planned, finished, env_steps, wall_s (one worker's seconds, from the cache)
     claims          list, in run order, of
         id, description   claim.describe(): title, statement, source, kind, protocol,
                           negative_control, rule {statistic, comparator, threshold, description,
@@ -269,6 +271,26 @@ def claim_jobs(claims: Sequence[Claim], tier: str, controls: bool) -> list[Job]:
     return list(planned.values())
 
 
+def training_summary(jobs: Sequence[Job]) -> list[dict[str, Any]]:
+    """Per (group, task, method) of ``jobs``: runs planned and finished, env steps and the wall
+    seconds the finished ones took when they ran (from the current execution's cache; one
+    worker's time each, wherever and whenever it ran)."""
+    cache = current_execution().cache
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for job in jobs:
+        method = job.algo.split("@")[0] if job.algo.startswith("npg@") else job.algo
+        row = rows.setdefault((job.claim_id, job.task, method), {
+            "group": job.claim_id, "task": job.task, "method": method, "planned": 0,
+            "finished": 0, "env_steps": 0, "wall_s": 0.0})
+        row["planned"] += 1
+        record = None if cache is None else cache.record(job)
+        if record is not None:
+            row["finished"] += 1
+            row["env_steps"] += int(record["result"]["steps"][-1])
+            row["wall_s"] += float(record["wall_s"])
+    return list(rows.values())
+
+
 def run_claims(
     claims: Sequence[Claim],
     *,
@@ -334,7 +356,8 @@ def _run_claims(
     }
     results_path = out_dir / RESULTS_FILE
     say(f"running {len(claims)} claims at the {tier} tier (seed {seed}) into {out_dir}\n")
-    trainings = claim_jobs(claims, tier, controls) if current_execution().train else []
+    planned = claim_jobs(claims, tier, controls)
+    trainings = planned if current_execution().train else []
     if trainings:
         say(f"training {len(trainings)} jobs first (cached ones are read, not rerun)\n")
         try:
@@ -347,6 +370,7 @@ def _run_claims(
             _run_one(claim, tier=tier, seed=seed, out_dir=out_dir, controls=controls, say=say)
         )
         write_json_atomic(results_path, doc)
+    doc["trainings"] = training_summary(planned)
     doc |= {"complete": True, "finished_utc": _utc_now(), "runtime_s": time.perf_counter() - start}
     write_json_atomic(results_path, doc)
     # render from what was written, so `trpo-claims report` reproduces this file exactly

@@ -153,6 +153,7 @@ def quick_results(quick_job_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("quick-empirical")
     result = run_claims(EMPIRICAL, tier="quick", seed=0, out_dir=out,
                         jobs=Execution(cache=quick_job_cache, progress=None))
+    assert all(t["finished"] == t["planned"] > 0 for t in result.results["trainings"])
     return {entry["id"]: entry for entry in result.results["claims"]}
 
 
@@ -200,6 +201,10 @@ def test_a_cache_only_run_skips_claims_whose_trainings_are_missing(tmp_path):
     assert "have not finished" in entry["verdict"]["message"]
     assert entry["control"]["verdict"]["status"] == "SKIPPED"
     assert not list((tmp_path / "empty").glob("*.json")), "nothing was trained"
+    planned = {(t["task"], t["method"]): (t["finished"], t["planned"])
+               for t in result.results["trainings"]}
+    assert planned[("CartPole-v1", "trpo")] == (0, 2)  # quick: 2 seeds, none finished
+    assert "## Trainings" in (tmp_path / "run" / "report.md").read_text()
 
 
 def test_atari_claim_on_one_tiny_pong_run(monkeypatch, tmp_path):

@@ -21,7 +21,6 @@ from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
     EmpiricalClaim,
-    Estimate,
     by_task,
     curves_figure,
     iqm_ratio,
@@ -182,8 +181,29 @@ def _measure(pairs: list[tuple[Job, Any]], measure: Any) -> dict[str, list[float
     return by_task([job for job, _ in pairs], [measure(result) for _, result in pairs])
 
 
+class TwoArmClaim(EmpiricalClaim):
+    """A per-task comparison of two groups of runs (``data["arm"]`` against
+    ``data["reference"]``, per-task lists of per-seed values), judged on the worst task; the
+    figure shows both groups' learning curves (``artifacts["runs"]``: label -> run pairs)."""
+
+    compare: ClassVar[Any]  # staticmethod (arm values, reference values) -> float
+    worst: ClassVar[str] = "max"
+
+    def decide(self, evidence: Evidence) -> Verdict:
+        estimate = two_arm(evidence.data["arm"], evidence.data["reference"],
+                           type(self).compare, worst=self.worst)
+        return judge(self, estimate, n=sum(map(len, evidence.data["arm"].values())))
+
+    def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
+        runs = evidence.artifacts.get("runs", {})
+        tasks = sorted({job.task for pairs in runs.values() for job, _ in pairs})
+        name = self.id.removeprefix("empirical.")
+        return [curves_figure(runs, t, out_dir, name, protocol.TASKS[t].threshold)
+                for t in tasks]
+
+
 @register
-class MaxKLSlower(EmpiricalClaim):
+class MaxKLSlower(TwoArmClaim):
     id = "empirical.max_kl_slower"
     title = "Max KL learns like mean KL, only slower (cart-pole)"
     statement = ("Constraining the maximum KL over states instead of the mean 'performed "
@@ -200,6 +220,7 @@ class MaxKLSlower(EmpiricalClaim):
         statistic="IQM learning-curve area, max KL / mean KL", comparator="<", threshold=1.0,
         alpha=ALPHA, description="SUPPORTED when the whole interval is below 1 (slower).")
     budgets = tier_budgets(lambda tier: threshold_tasks(tier, ("trpo", "max-kl")))
+    compare = staticmethod(iqm_ratio)
     deviations = COMMON_DEVIATIONS[1:3]
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
@@ -224,16 +245,6 @@ class MaxKLSlower(EmpiricalClaim):
         evidence.artifacts["runs"] = {"max KL": arm_pairs, "mean KL": ref_pairs}
         return evidence
 
-    def decide(self, evidence: Evidence) -> Verdict:
-        estimate = two_arm(evidence.data["arm"], evidence.data["reference"], iqm_ratio,
-                           worst="max")
-        return judge(self, estimate, n=sum(map(len, evidence.data["arm"].values())))
-
-    def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
-        runs = evidence.artifacts.get("runs", {})
-        tasks = sorted({job.task for pairs in runs.values() for job, _ in pairs})
-        return [curves_figure(runs, t, out_dir, "max_kl_slower", protocol.TASKS[t].threshold)
-                for t in tasks]
 
 
 EQUIVALENCE_MARGIN = 1.25  # "similar": learning-curve areas within a factor 1.25 of each other
@@ -246,7 +257,7 @@ def log_ratio_distance(x: np.ndarray, y: np.ndarray) -> float:
 
 
 @register
-class EmpiricalFisherSimilar(EmpiricalClaim):
+class EmpiricalFisherSimilar(TwoArmClaim):
     id = "empirical.empirical_fim_similar"
     title = "The empirical Fisher improves at a similar rate"
     statement = ("Using the empirical FIM (covariance of per-sample score vectors) instead of "
@@ -262,6 +273,7 @@ class EmpiricalFisherSimilar(EmpiricalClaim):
         description="Equivalence within a factor 1.25: SUPPORTED when the whole interval is "
                     "<= log 1.25, REFUTED when it is wholly above.")
     budgets = tier_budgets(lambda tier: threshold_tasks(tier, ("trpo", "empirical-fim")))
+    compare = staticmethod(log_ratio_distance)
     deviations = COMMON_DEVIATIONS
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
@@ -283,20 +295,10 @@ class EmpiricalFisherSimilar(EmpiricalClaim):
         evidence.artifacts["runs"] = runs
         return evidence
 
-    def decide(self, evidence: Evidence) -> Verdict:
-        estimate = two_arm(evidence.data["arm"], evidence.data["reference"], log_ratio_distance,
-                           worst="max")
-        return judge(self, estimate, n=sum(map(len, evidence.data["arm"].values())))
-
-    def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
-        runs = evidence.artifacts.get("runs", {})
-        tasks = sorted({job.task for pairs in runs.values() for job, _ in pairs})
-        return [curves_figure(runs, t, out_dir, "empirical_fim", protocol.TASKS[t].threshold)
-                for t in tasks]
 
 
 @register
-class DerivativeFreePoor(EmpiricalClaim):
+class DerivativeFreePoor(TwoArmClaim):
     id = "empirical.derivative_free_poor"
     title = "CEM and CMA do poorly on the larger problems"
     statement = ("The derivative-free methods (CEM, CMA) 'performed poorly on the larger "
@@ -317,6 +319,7 @@ class DerivativeFreePoor(EmpiricalClaim):
         t for t in threshold_tasks(tier) if protocol.TASKS[t].locomotion
         and any(m in protocol.budget(tier).task_methods(t) for m in protocol.DERIVATIVE_FREE)])
     deviations = COMMON_DEVIATIONS
+    compare = staticmethod(iqm_ratio)
 
     def _pairs(self, tier: str) -> list[tuple[str, str]]:
         b = protocol.budget(tier)
@@ -351,13 +354,3 @@ class DerivativeFreePoor(EmpiricalClaim):
         evidence.artifacts["runs"] = {k: list(v.values()) for k, v in runs.items()}
         return evidence
 
-    def decide(self, evidence: Evidence) -> Verdict:
-        estimate: Estimate = two_arm(evidence.data["arm"], evidence.data["reference"], iqm_ratio,
-                                     worst="max")
-        return judge(self, estimate, n=sum(map(len, evidence.data["arm"].values())))
-
-    def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
-        runs = evidence.artifacts.get("runs", {})
-        tasks = sorted({job.task for pairs in runs.values() for job, _ in pairs})
-        return [curves_figure(runs, t, out_dir, "derivative_free", protocol.TASKS[t].threshold)
-                for t in tasks]
