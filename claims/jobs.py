@@ -163,10 +163,39 @@ def _timed(job: Job) -> tuple[dict[str, Any], float]:
     return result, time.perf_counter() - start
 
 
-def print_progress(done: int, total: int, job: Job, wall_s: float | None) -> None:
-    """Default progress: one line per finished job on stderr (wall_s None: from the cache)."""
-    how = "cached" if wall_s is None else f"{wall_s:.1f} s"
-    print(f"[{done}/{total}] {job.label} ({how})", file=sys.stderr, flush=True)
+class ProgressPrinter:
+    """Default progress: one line per finished job on stderr, ``[done/total] label (wall time
+    or "cached")``, with the elapsed time and, once a job has run, an estimate of the time left
+    (remaining jobs at the rate jobs have been finishing since :meth:`start`)."""
+
+    def __init__(self) -> None:
+        self.start()
+
+    def start(self) -> None:
+        """Called by :func:`run_jobs` at the start of every run."""
+        self.started, self.ran, self.cached = time.perf_counter(), 0, 0
+
+    def __call__(self, done: int, total: int, job: Job, wall_s: float | None) -> None:
+        elapsed = time.perf_counter() - self.started
+        if wall_s is None:
+            self.cached += 1
+            print(f"[{done}/{total}] {job.label} (cached)", file=sys.stderr, flush=True)
+            return
+        self.ran += 1
+        left = (total - done) * elapsed / self.ran
+        print(f"[{done}/{total}] {job.label} ({wall_s:.1f} s; elapsed {_clock(elapsed)}, "
+              f"about {_clock(left)} left)", file=sys.stderr, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    """``1h05m`` or ``4m07s``."""
+    minutes = int(seconds // 60)
+    if minutes >= 60:
+        return f"{minutes // 60}h{minutes % 60:02d}m"
+    return f"{minutes}m{int(seconds) % 60:02d}s"
+
+
+print_progress = ProgressPrinter()
 
 
 def run_jobs(
@@ -189,6 +218,8 @@ def run_jobs(
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if max_workers < 1:
         raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+    if isinstance(progress, ProgressPrinter):
+        progress.start()
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     pending, done = [], 0
     for i, job in enumerate(jobs):

@@ -136,3 +136,21 @@ def test_process_pool_failure_is_raised_and_finished_jobs_are_cached(tmp_path):
 def test_bad_runner_options_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         run_jobs([], **kwargs)
+
+
+def test_progress_lines_count_and_estimate_time_left(tmp_path, capsys):
+    jobs = [Job("c", "t", "a", seed, "tests.test_jobs:square", {"x": seed}) for seed in range(3)]
+    cache = JobCache(tmp_path, version="v")
+    run_jobs(jobs[:1], cache)
+    run_jobs(jobs, cache)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[1] == "[1/3] c t a seed 0 (cached)"
+    assert lines[2].startswith("[2/3] c t a seed 1 (") and "left)" in lines[2]
+
+
+def test_job_code_version_covers_trpo_ref_and_the_job_module_only():
+    from claims.jobs import job_code_version
+
+    version = job_code_version("claims.training_jobs:train_job")
+    assert version == code_version(("trpo_ref", "claims/training_jobs.py"))
+    assert version != job_code_version("tests.test_jobs:square")
