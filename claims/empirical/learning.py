@@ -155,6 +155,9 @@ class NaturalGradientEasyTasks(ThresholdClaim):
     methods = ("npg",)
     only_tasks = ("CartPole-v1", "Swimmer-v5")
 
+    def jobs(self, tier: str, control: bool = False) -> list[Job]:
+        return protocol.npg_sweep_jobs(tier, self.tasks(tier)) + super().jobs(tier, control)
+
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
         evidence = super().run(tier, control=control, seed=seed)
         for task in self.tasks(tier):

@@ -65,7 +65,7 @@ class NaturalGradientNoForwardProgress(EmpiricalClaim):
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
         tasks = self.tasks(tier)
         trpo = protocol.runs(tier, "trpo", tasks, "flip_advantages" if control else None)
-        return trpo + protocol.runs(tier, "npg", tasks)
+        return protocol.npg_sweep_jobs(tier, tasks) + trpo + protocol.runs(tier, "npg", tasks)
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
         tasks = self.tasks(tier)
