@@ -203,7 +203,16 @@ def _header_items(results: Mapping[str, Any]) -> list[str]:
         f"Verdicts: {_counts(e['verdict']['status'] for e in entries)}",
         f"Negative controls: {controls}",
         f"Reproduce: `{command_line(results['command'])}`",
+        *_execution_items(results.get("execution")),
     ]
+
+
+def _execution_items(execution: Mapping[str, Any] | None) -> list[str]:
+    if not execution or execution.get("cache") is None:
+        return []
+    how = "read from it only (--cached-only)" if not execution.get("train", True) else (
+        f"missing ones trained on {execution.get('executor')} x{execution.get('max_workers')}")
+    return [f"Trainings: job cache `{execution['cache']}`, {how}"]
 
 
 def _title(results: Mapping[str, Any]) -> str:

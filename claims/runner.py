@@ -15,6 +15,8 @@ results.json (``schema_version`` 1)::
     command         argv list that reproduces the run (``trpo-claims run ...``)
     started_utc, finished_utc, runtime_s
     fingerprint     claims.fingerprint.fingerprint(): versions, CPU, git commit and dirty flag, argv
+    execution       how trainings ran: cache (directory or null), executor, max_workers, address,
+                    train (false: --cached-only, nothing was trained)
     trainings       (at the end) the empirical claims' training jobs per (group, task, method):
                     planned, finished, env_steps, wall_s (one worker's seconds, from the cache)
     claims          list, in run order, of
@@ -271,6 +273,14 @@ def claim_jobs(claims: Sequence[Claim], tier: str, controls: bool) -> list[Job]:
     return list(planned.values())
 
 
+def execution_record(settings: Execution) -> dict[str, Any]:
+    """How the run's trainings ran (for results.json): job cache, executor, workers, and
+    whether it could train (false for a --cached-only run)."""
+    return {"cache": None if settings.cache is None else str(settings.cache.root),
+            "executor": settings.executor, "max_workers": settings.max_workers,
+            "address": settings.address, "train": settings.train}
+
+
 def training_summary(jobs: Sequence[Job]) -> list[dict[str, Any]]:
     """Per (group, task, method) of ``jobs``: runs planned and finished, env steps and the wall
     seconds the finished ones took when they ran (from the current execution's cache; one
@@ -352,6 +362,7 @@ def _run_claims(
         "finished_utc": None,
         "runtime_s": None,
         "fingerprint": fingerprint(),
+        "execution": execution_record(current_execution()),
         "claims": [],
     }
     results_path = out_dir / RESULTS_FILE

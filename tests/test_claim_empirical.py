@@ -204,7 +204,9 @@ def test_a_cache_only_run_skips_claims_whose_trainings_are_missing(tmp_path):
     planned = {(t["task"], t["method"]): (t["finished"], t["planned"])
                for t in result.results["trainings"]}
     assert planned[("CartPole-v1", "trpo")] == (0, 2)  # quick: 2 seeds, none finished
-    assert "## Trainings" in (tmp_path / "run" / "report.md").read_text()
+    assert result.results["execution"]["train"] is False
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Trainings" in report and "(--cached-only)" in report
 
 
 def test_atari_claim_on_one_tiny_pong_run(monkeypatch, tmp_path):
