@@ -63,13 +63,17 @@ class ThresholdClaim(EmpiricalClaim):
         cls.budgets = tier_budgets(
             lambda tier: threshold_tasks(tier, cls.methods, cls.only_tasks))
 
-    def jobs(self, tier: str, control: bool = False) -> list[Job]:
+    def judged_runs(self, tier: str, control: bool = False) -> list[Job]:
+        """The runs whose final returns are judged (the control's with ``control``)."""
         tasks = self.tasks(tier)
         fault = self.fault if control else None
         return [job for m in self.methods for job in protocol.runs(tier, m, tasks, fault)]
 
+    def jobs(self, tier: str, control: bool = False) -> list[Job]:
+        return self.judged_runs(tier, control)
+
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        jobs = self.jobs(tier, control)
+        jobs = self.judged_runs(tier, control)
         results = protocol.results(jobs)
         finals: dict[str, list[float]] = {}
         for job, result in zip(jobs, results, strict=True):
