@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from claims import bench, climb_cli, registry, train_cli
+from claims import bench, climb_cli, impl, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
 from claims.jobs import EXECUTORS, Execution, JobCache
 from claims.report import problems, render_markdown, rule_sentence, write_reports
@@ -262,6 +262,28 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- check-adapter ---------------------------------------------------------------------------
+
+
+def _check_adapter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", metavar="SPEC",
+                        help="'package.module:factory' returning the adapter, or a name "
+                        f"registered in the {impl.ENTRY_POINT_GROUP!r} entry-point group")
+    parser.add_argument("--env", metavar="ENV_ID", action="extend", nargs="+", default=[],
+                        help=f"tasks to exercise (default: {' '.join(impl.CHECK_TASKS)})")
+
+
+def _check_adapter(args: argparse.Namespace) -> int:
+    findings = impl.check_adapter(args.spec, tuple(args.env) or impl.CHECK_TASKS)
+    for finding in findings:
+        print(f"{'ok     ' if finding.ok else 'PROBLEM'}  {finding.what}: {finding.detail}")
+    if all(finding.ok for finding in findings):
+        print(f"{args.spec}: usable")
+        return EXIT_OK
+    print(f"{args.spec}: not usable as it is (see PROBLEM lines)", file=sys.stderr)
+    return EXIT_FAILED
+
+
 # --- the command table -----------------------------------------------------------------------
 
 SUBCOMMANDS: list[Subcommand] = [
@@ -287,6 +309,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "re-render RUN_DIR/report.md from RUN_DIR/results.json",
         _report_arguments,
         _report,
+    ),
+    Subcommand(
+        "check-adapter",
+        "validate an implementation adapter: loads it, exercises each capability it offers",
+        _check_adapter_arguments,
+        _check_adapter,
     ),
     Subcommand(
         "climb",

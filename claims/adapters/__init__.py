@@ -1,0 +1,1 @@
+"""Adapters: TRPO implementations seen through :mod:`claims.impl`'s protocol."""
