@@ -117,6 +117,10 @@ def _show(args: argparse.Namespace) -> int:
         budget = d["budgets"].get(tier)
         text = "none: SKIPPED at this tier" if budget is None else json.dumps(to_jsonable(budget))
         print(_wrap(f"  {tier}", text))
+    if d.get("deviations"):
+        print("Deviations from the paper:")
+        for line in d["deviations"]:
+            print(_wrap("  -", line))
     return EXIT_OK
 
 

@@ -178,3 +178,9 @@ def test_python_dash_m_claims_runs_the_cli():
     )
     assert done.returncode == 0
     assert "usage: trpo-claims" in done.stdout
+
+
+def test_show_lists_a_claims_deviations(capsys):
+    assert main(["show", "empirical.delta_transfers"]) == 0
+    out = capsys.readouterr().out
+    assert "Deviations from the paper:" in out and "Spinning Up" in out
