@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from claims import bench, climb_cli, impl, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
@@ -187,6 +188,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         "claims (default OUT/jobs); an interrupted run resumes from it",
     )
     parser.add_argument(
+        "--impl",
+        metavar="SPEC",
+        default=None,
+        help="the implementation under test: 'package.module:factory' returning an adapter "
+        "(see check-adapter), or a registered name; default: the reference, trpo_ref. Claims "
+        "that check trpo_ref's internals or the paper's mathematics are SKIPPED for others",
+    )
+    parser.add_argument(
         "--cached-only",
         action="store_true",
         help="train nothing: judge from the finished trainings in the cache, and report claims "
@@ -213,7 +222,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--fail-on control needs the negative controls; drop --no-controls")
     out = args.out if args.out is not None else Path("reports") / args.tier
     command = reproduce_command(
-        tier=args.tier, seed=args.seed, out_dir=out, claim_ids=ids, controls=not args.no_controls
+        tier=args.tier, seed=args.seed, out_dir=out, claim_ids=ids, controls=not args.no_controls,
+        impl=args.impl,
     )
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
@@ -221,7 +231,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.address is not None and executor != "ray":
         raise UsageError("--address is for --executor ray")
     cache = JobCache(args.cache if args.cache is not None else out / "jobs")
-    result = run_claims(
+    with impl.use_implementation(impl.UnderTest(args.impl or impl.REFERENCE_SPEC)):
+        result = _run_under_test(args, claims, out, command, executor, cache)
+    print(f"wrote {result.results_path}, {result.report_path} and "
+          f"{result.out_dir / REPORT_HTML_FILE}")
+    for problem in problems(result.results):
+        print(f"WARNING: {problem}", file=sys.stderr)
+    reasons = failure_reasons(result.results, args.fail_on)
+    if reasons:
+        print(f"{PROG}: exit 1 because: " + "; ".join(reasons), file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_under_test(args: argparse.Namespace, claims: Sequence[Claim], out: Path,
+                    command: Sequence[str], executor: str, cache: JobCache) -> Any:
+    return run_claims(
         claims,
         tier=args.tier,
         seed=args.seed,
@@ -232,15 +257,6 @@ def _run(args: argparse.Namespace) -> int:
         jobs=Execution(cache=cache, executor=executor, max_workers=args.jobs,
                        address=args.address, train=not args.cached_only),
     )
-    print(f"wrote {result.results_path}, {result.report_path} and "
-          f"{result.out_dir / REPORT_HTML_FILE}")
-    for problem in problems(result.results):
-        print(f"WARNING: {problem}", file=sys.stderr)
-    reasons = failure_reasons(result.results, args.fail_on)
-    if reasons:
-        print(f"{PROG}: exit 1 because: " + "; ".join(reasons), file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
 
 
 # --- report ----------------------------------------------------------------------------------

@@ -193,6 +193,9 @@ class Claim:
     budgets: ClassVar[dict[str, dict[str, Any] | None]]
     # where the protocol departs from the paper (budget, env version, network, ...), one line each
     deviations: ClassVar[tuple[str, ...]] = ()
+    # capabilities ("step", "train") it needs from an implementation under test (claims.impl);
+    # None: it checks trpo_ref's internals or the paper's mathematics, the reference only
+    requires: ClassVar[frozenset[str] | None] = None
 
     def budget(self, tier: str) -> dict[str, Any] | None:
         if tier not in TIERS:

@@ -20,9 +20,10 @@ group) into an implementation, with errors that say what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -253,3 +254,77 @@ def _check_train(impl: Any, env_id: str, total_steps: int) -> Finding:
     n = len(outcome.episode_returns)
     return Finding(True, what, f"{n} episodes, {sum(outcome.episode_lengths)} steps, mean "
                                f"return {np.mean(outcome.episode_returns):.4g}")
+
+
+# --- the implementation under test -----------------------------------------------------------
+
+REFERENCE_SPEC = "claims.adapters.trpo_ref:factory"
+
+
+@dataclass
+class UnderTest:
+    """The implementation the claims check: its spec, and the loaded object (None until loaded;
+    a spec that fails to load keeps its error, which every claim needing it reports)."""
+
+    spec: str = REFERENCE_SPEC
+    _impl: Any = None
+    _error: ImplementationError | None = None
+
+    @property
+    def is_reference(self) -> bool:
+        return self.spec == REFERENCE_SPEC
+
+    def load(self) -> Any:
+        """The implementation (loaded once); raises the load's ImplementationError."""
+        if self._impl is None and self._error is None:
+            try:
+                self._impl = load_implementation(self.spec)
+            except ImplementationError as error:
+                self._error = error
+        if self._error is not None:
+            raise self._error
+        return self._impl
+
+    def record(self) -> dict[str, Any]:
+        """For results.json: spec, name and capabilities (or the load error)."""
+        try:
+            impl = self.load()
+        except ImplementationError as error:
+            return {"spec": self.spec, "name": None, "capabilities": [], "error": str(error)}
+        return {"spec": self.spec, "name": implementation_name(impl),
+                "capabilities": sorted(capabilities(impl)), "error": None}
+
+
+_UNDER_TEST: list[UnderTest] = [UnderTest()]
+
+
+@contextlib.contextmanager
+def use_implementation(under_test: UnderTest) -> Iterator[UnderTest]:
+    """Check ``under_test`` inside the body (the reference again afterwards)."""
+    _UNDER_TEST.append(under_test)
+    try:
+        yield under_test
+    finally:
+        _UNDER_TEST.pop()
+
+
+def under_test() -> UnderTest:
+    return _UNDER_TEST[-1]
+
+
+def skip_reason(requires: frozenset[str] | None, target: UnderTest) -> str | None:
+    """Why a claim with ``requires`` cannot judge ``target`` (None: it can). ``requires`` None:
+    the claim checks trpo_ref's internals or the paper's mathematics, so only the reference."""
+    if target.is_reference:
+        return None
+    if requires is None:
+        return ("checks trpo_ref's internals or the paper's mathematics, not the implementation "
+                f"under test ({target.spec})")
+    try:
+        offered = capabilities(target.load())
+    except ImplementationError:
+        return None  # the claim runs and reports the load error as its ERROR
+    missing = sorted(requires - offered)
+    if missing:
+        return f"needs the {', '.join(missing)} capability, which {target.spec} does not offer"
+    return None

@@ -31,6 +31,7 @@ CLAIM_MODULES: tuple[str, ...] = (
     "claims.empirical.monotonic",
     "claims.empirical.audit",
     "claims.empirical.atari",
+    "claims.implementation.kl_within_delta",
 )
 
 _REGISTRY: dict[str, Claim] = {}

@@ -204,7 +204,19 @@ def _header_items(results: Mapping[str, Any]) -> list[str]:
         f"Negative controls: {controls}",
         f"Reproduce: `{command_line(results['command'])}`",
         *_execution_items(results.get("execution")),
+        *_implementation_items(results.get("implementation")),
     ]
+
+
+def _implementation_items(implementation: Mapping[str, Any] | None) -> list[str]:
+    if not implementation:
+        return []
+    if implementation.get("error"):
+        return [f"Implementation under test: `{implementation['spec']}`, which failed to load: "
+                f"{implementation['error']}"]
+    return [f"Implementation under test: {implementation.get('name')} "
+            f"(`{implementation['spec']}`; capabilities: "
+            f"{', '.join(implementation.get('capabilities') or []) or 'none'})"]
 
 
 def _execution_items(execution: Mapping[str, Any] | None) -> list[str]:

@@ -15,6 +15,7 @@ results.json (``schema_version`` 1)::
     command         argv list that reproduces the run (``trpo-claims run ...``)
     started_utc, finished_utc, runtime_s
     fingerprint     claims.fingerprint.fingerprint(): versions, CPU, git commit and dirty flag, argv
+    implementation  the implementation under test (--impl): spec, name, capabilities, load error
     execution       how trainings ran: cache (directory or null), executor, max_workers, address,
                     train (false: --cached-only, nothing was trained)
     trainings       (at the end) the empirical claims' training jobs per (group, task, method):
@@ -49,6 +50,7 @@ from typing import Any, TextIO
 
 from claims.core import TIERS, Claim, Evidence, Verdict
 from claims.fingerprint import fingerprint
+from claims.impl import skip_reason, under_test
 from claims.jobs import (
     Execution,
     Job,
@@ -167,9 +169,13 @@ def reproduce_command(
     out_dir: Path | str,
     claim_ids: Sequence[str] | None = None,
     controls: bool = True,
+    impl: str | None = None,
 ) -> list[str]:
-    """The ``trpo-claims run`` argv that repeats a run (all claims when ``claim_ids`` is None)."""
+    """The ``trpo-claims run`` argv that repeats a run (all claims when ``claim_ids`` is None;
+    ``impl``: the implementation under test's spec, None for the reference)."""
     command = ["trpo-claims", "run", "--tier", tier, "--seed", str(seed), "--out", str(out_dir)]
+    if impl is not None:
+        command += ["--impl", impl]
     if claim_ids:
         command += ["--claim", *claim_ids]
     if not controls:
@@ -200,9 +206,13 @@ def _run_one(
             budget = claim.budget(tier)
         except Exception as exc:
             error = _error_record("budget", exc)
-    if error is not None or budget is None:
+    not_applicable = (None if error is not None or budget is None
+                      else skip_reason(getattr(claim, "requires", None), under_test()))
+    if error is not None or budget is None or not_applicable:
         if error is not None:
             verdict = _error_verdict(error)
+        elif not_applicable:
+            verdict = Verdict.skipped(not_applicable)
         else:
             with_budget = [t for t in TIERS if claim.budgets.get(t) is not None]
             verdict = Verdict.skipped(
@@ -263,7 +273,7 @@ def claim_jobs(claims: Sequence[Claim], tier: str, controls: bool) -> list[Job]:
         if plan is None:
             continue
         try:
-            if claim.budget(tier) is None:
+            if claim.budget(tier) is None or skip_reason(claim.requires, under_test()):
                 continue
             jobs = plan(tier, False) + (plan(tier, True) if controls else [])
         except Exception:  # reported, with its traceback, when the claim itself runs
@@ -363,6 +373,7 @@ def _run_claims(
         "runtime_s": None,
         "fingerprint": fingerprint(),
         "execution": execution_record(current_execution()),
+        "implementation": under_test().record(),
         "claims": [],
     }
     results_path = out_dir / RESULTS_FILE
