@@ -136,6 +136,9 @@ def problems(results: Mapping[str, Any]) -> list[str]:
             )
         elif cs == "SKIPPED" and verdict["status"] == "SKIPPED":
             out.append(f"`{cid}` was not judged yet: {verdict.get('message', '')}")
+        elif cs == "SKIPPED" and entry["control"]["verdict"]["message"].startswith("not judged"):
+            out.append(f"The negative control of `{cid}` was not judged yet: "
+                       f"{entry['control']['verdict']['message'].removeprefix('not judged: ')}")
         elif cs is not None and cs != "REFUTED":
             out.append(
                 f"The negative control of `{cid}` came out **{cs}**, not REFUTED: as run, this "

@@ -241,3 +241,14 @@ def test_cli_report_writes_both_files_and_names_them(run_dir, capsys):
     out = capsys.readouterr().out
     assert out == f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}\n"
     assert (run_dir / "report.html").read_text() == render_html(load_results(run_dir))
+
+
+def test_a_control_still_waiting_for_trainings_is_reported_as_pending_not_as_a_defect():
+    from claims.report import problems
+
+    entry = {"id": "empirical.x", "verdict": {"status": "SUPPORTED"},
+             "control": {"verdict": {"status": "SKIPPED",
+                                     "message": "not judged: 2 of 4 trainings have not finished"}}}
+    (line,) = problems({"claims": [entry], "complete": True})
+    assert line == ("The negative control of `empirical.x` was not judged yet: 2 of 4 trainings "
+                    "have not finished")
