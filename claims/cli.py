@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from claims import bench, climb_cli, impl, registry, train_cli
+from claims import bench, climb_cli, compare, fork_check, impl, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
 from claims.jobs import EXECUTORS, Execution, JobCache
 from claims.report import problems, render_markdown, rule_sentence, write_reports
@@ -202,6 +202,19 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         "still waiting for some as SKIPPED (a progress report of a long run)",
     )
     parser.add_argument(
+        "--save",
+        metavar="NAME",
+        default=None,
+        help="also save the run's verdicts and per-(task, seed) samples, with machine and "
+        f"commit info, as the baseline NAME (in --baseline-dir) for `{PROG} compare`",
+    )
+    parser.add_argument(
+        "--baseline-dir",
+        type=Path,
+        default=compare.BASELINE_DIR,
+        help=f"where --save writes (default {compare.BASELINE_DIR})",
+    )
+    parser.add_argument(
         "--fail-on",
         choices=FAIL_ON_CHOICES,
         metavar="OUTCOME",
@@ -218,6 +231,8 @@ def _run(args: argparse.Namespace) -> int:
     claims = _claims_by_id(ids) if ids else registry.all_claims()
     if not claims:
         raise UsageError("no claims are registered, so there is nothing to run")
+    if args.save is not None and (not args.save or "/" in args.save or args.save.startswith(".")):
+        raise UsageError(f"--save takes a plain name, got {args.save!r}")
     if args.no_controls and "control" in args.fail_on:
         raise UsageError("--fail-on control needs the negative controls; drop --no-controls")
     out = args.out if args.out is not None else Path("reports") / args.tier
@@ -235,6 +250,9 @@ def _run(args: argparse.Namespace) -> int:
         result = _run_under_test(args, claims, out, command, executor, cache)
     print(f"wrote {result.results_path}, {result.report_path} and "
           f"{result.out_dir / REPORT_HTML_FILE}")
+    if args.save is not None:
+        saved = compare.save_baseline(result.results, args.save, args.baseline_dir)
+        print(f"saved baseline {saved}")
     for problem in problems(result.results):
         print(f"WARNING: {problem}", file=sys.stderr)
     reasons = failure_reasons(result.results, args.fail_on)
@@ -335,6 +353,24 @@ SUBCOMMANDS: list[Subcommand] = [
         "validate an implementation adapter: loads it, exercises each capability it offers",
         _check_adapter_arguments,
         _check_adapter,
+    ),
+    Subcommand(
+        "compare",
+        "compare a candidate run with a baseline, claim by claim; exit 1 on a regression",
+        compare.add_arguments,
+        compare.handle,
+        description="Compare two runs (saved with `run --save NAME`, baseline JSON files, or "
+        "run directories) claim by claim, from bootstrap intervals of the paired per-(task, "
+        "seed) differences: equivalent within the claim's declared margin, better, worse, or "
+        "inconclusive. Warns when the machines or packages differ. Exit status 1 when any claim "
+        "is worse.",
+    ),
+    Subcommand(
+        "fork-check",
+        "run the implementation claims on every seeded-bug fork of trpo_ref against the clean "
+        "reference and write the detection table",
+        fork_check.add_arguments,
+        fork_check.handle,
     ),
     Subcommand(
         "climb",

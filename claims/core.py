@@ -103,6 +103,27 @@ class DecisionRule:
         )
 
 
+COMPARE_DIRECTIONS = ("higher", "lower", "either")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How ``trpo-claims compare`` sets two runs of a claim side by side: the per-(task, seed)
+    values :meth:`Claim.samples` returns, which direction is better, and the margin within
+    which a difference counts as no difference (declared with the claim, before any run)."""
+
+    statistic: str  # the per-sample value, e.g. "median KL / delta per (task, seed)"
+    better: str  # "higher", "lower", or "either" (any change beyond the margin is worse)
+    margin: float  # equivalence margin on the mean paired difference
+    relative: bool = False  # margin as a fraction of the baseline's mean |value|
+
+    def __post_init__(self) -> None:
+        if self.better not in COMPARE_DIRECTIONS:
+            raise ValueError(f"better must be one of {COMPARE_DIRECTIONS}, got {self.better!r}")
+        if not self.margin > 0:
+            raise ValueError(f"margin must be > 0, got {self.margin}")
+
+
 @dataclass
 class Verdict:
     status: Status
@@ -196,6 +217,8 @@ class Claim:
     # capabilities ("step", "train") it needs from an implementation under test (claims.impl);
     # None: it checks trpo_ref's internals or the paper's mathematics, the reference only
     requires: ClassVar[frozenset[str] | None] = None
+    # how `trpo-claims compare` judges a change in this claim's samples (None: by verdict only)
+    comparison: ClassVar[Comparison | None] = None
 
     def budget(self, tier: str) -> dict[str, Any] | None:
         if tier not in TIERS:
@@ -209,6 +232,11 @@ class Claim:
     def decide(self, evidence: Evidence) -> Verdict:
         """Turn evidence into a verdict using ``self.rule`` only."""
         raise NotImplementedError
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        """Per-(task, seed) values of ``comparison.statistic`` from ``evidence`` (JSON-ready
+        data only, so a saved run can be compared); empty when the claim declares none."""
+        return {}
 
     def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
         """Write this claim's figures (PNG) for ``evidence`` under ``out_dir``; optional."""
@@ -226,4 +254,5 @@ class Claim:
             "rule": asdict(self.rule),
             "budgets": self.budgets,
             "deviations": list(self.deviations),
+            "comparison": None if self.comparison is None else asdict(self.comparison),
         }

@@ -174,6 +174,9 @@ BUGS: dict[str, Callable[[], dict[tuple[Any, str], Any]]] = {
 }
 
 
+Patches = dict[tuple[Any, str], Any]
+
+
 @contextlib.contextmanager
 def seeded_bug(name: str | None) -> Iterator[None]:
     """Run the body with the bug ``name`` (a key of :data:`BUGS`; None: the clean reference)."""
@@ -183,18 +186,51 @@ def seeded_bug(name: str | None) -> Iterator[None]:
     if name not in BUGS:
         raise ValueError(f"unknown seeded bug {name!r}; choose one of {', '.join(BUGS)}")
     patches = BUGS[name]()
+    saved = _apply(patches)
+    _ACTIVE.append((name, patches, saved))
+    try:
+        yield
+    finally:
+        _ACTIVE.pop()
+        _restore(saved)
+
+
+@contextlib.contextmanager
+def bugs_suspended() -> Iterator[None]:
+    """The clean reference inside the body, whatever bugs are switched on around it (for what
+    the suite itself computes with trpo_ref, such as its batches)."""
+    active = list(_ACTIVE)
+    for _, _, saved in reversed(active):
+        _restore(saved)
+    _ACTIVE.clear()
+    try:
+        yield
+    finally:
+        for name, patches, _ in active:
+            _ACTIVE.append((name, patches, _apply(patches)))
+
+
+def active_bug() -> str | None:
+    """The seeded bug switched on now (None: the clean reference); measurements that are cached
+    in memory key on it."""
+    return _ACTIVE[-1][0] if _ACTIVE else None
+
+
+def _apply(patches: Patches) -> Patches:
     # a class may inherit the attribute: restore by deleting what we set, not by copying down
     saved = {key: vars(key[0]).get(key[1], _INHERITED) for key in patches}
     for (owner, attr), replacement in patches.items():
         setattr(owner, attr, replacement)
-    try:
-        yield
-    finally:
-        for (owner, attr), original in saved.items():
-            if original is _INHERITED:
-                delattr(owner, attr)
-            else:
-                setattr(owner, attr, original)
+    return saved
+
+
+def _restore(saved: Patches) -> None:
+    for (owner, attr), original in saved.items():
+        if original is _INHERITED:
+            delattr(owner, attr)
+        else:
+            setattr(owner, attr, original)
 
 
 _INHERITED = object()
+_ACTIVE: list[tuple[str, Patches, Patches]] = []

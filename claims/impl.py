@@ -56,33 +56,49 @@ class StepBatch:
 @dataclass(frozen=True)
 class ActionDistributions:
     """Action distributions on N states: diagonal Gaussian (``mean``, ``std``: (N, act_dim)) or
-    categorical (``probs``: (N, n_actions))."""
+    categorical (``log_probs`` or ``probs``: (N, n_actions)). Give ``log_probs`` where you can:
+    probabilities underflow to 0 far from the quadratic regime, log-probabilities do not."""
 
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
     probs: np.ndarray | None = None
+    log_probs: np.ndarray | None = None
 
     @property
     def kind(self) -> str:
-        return "categorical" if self.probs is not None else "gaussian"
+        return "categorical" if self.probs is not None or self.log_probs is not None \
+            else "gaussian"
+
+    def categorical_log_probs(self) -> np.ndarray:
+        """log pi(a | s) for every action; shape (N, n_actions)."""
+        if self.log_probs is not None:
+            return np.asarray(self.log_probs, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.log(np.asarray(self.probs, dtype=float))
 
     def validate(self, n: int, what: str) -> None:
         """ImplementationError unless these are N finite, proper distributions."""
-        arrays = ([self.probs] if self.kind == "categorical" else [self.mean, self.std])
+        if self.kind == "categorical":
+            arrays = [self.log_probs if self.log_probs is not None else self.probs]
+        else:
+            arrays = [self.mean, self.std]
         if any(a is None for a in arrays):
-            raise ImplementationError(f"{what}: give probs, or both mean and std")
+            raise ImplementationError(f"{what}: give log_probs or probs, or both mean and std")
         for a in arrays:
             if np.ndim(a) != 2 or np.shape(a)[0] != n:
                 raise ImplementationError(f"{what}: expected shape (N={n}, k), got "
                                           f"{np.shape(a)}")
-            if not np.all(np.isfinite(a)):
+        if self.kind == "gaussian":
+            if not (np.all(np.isfinite(self.mean)) and np.all(np.isfinite(self.std))):
                 raise ImplementationError(f"{what}: not finite")
-        if self.kind == "gaussian" and not np.all(np.asarray(self.std) > 0):
-            raise ImplementationError(f"{what}: std must be > 0")
-        if self.kind == "categorical":
-            p = np.asarray(self.probs)
-            if np.any(p < 0) or not np.allclose(p.sum(-1), 1.0, atol=1e-6):
-                raise ImplementationError(f"{what}: probs must be >= 0 and sum to 1")
+            if not np.all(np.asarray(self.std) > 0):
+                raise ImplementationError(f"{what}: std must be > 0")
+            return
+        log_p = self.categorical_log_probs()
+        if np.any(np.isnan(log_p)) or np.any(log_p == np.inf):
+            raise ImplementationError(f"{what}: not finite")
+        if np.any(log_p > 1e-12) or not np.allclose(np.exp(log_p).sum(-1), 1.0, atol=1e-6):
+            raise ImplementationError(f"{what}: probs must be >= 0 and sum to 1")
 
     def kl_to(self, other: ActionDistributions) -> np.ndarray:
         """KL(self || other) per state, summed over action dimensions (paper's definition);
@@ -90,9 +106,9 @@ class ActionDistributions:
         if self.kind != other.kind:
             raise ImplementationError("old and new distributions are of different kinds")
         if self.kind == "categorical":
-            p, q = np.asarray(self.probs, float), np.asarray(other.probs, float)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                terms = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0)
+            lp, lq = self.categorical_log_probs(), other.categorical_log_probs()
+            with np.errstate(invalid="ignore"):
+                terms = np.where(lp > -np.inf, np.exp(lp) * (lp - lq), 0.0)
             return terms.sum(-1)
         m0, s0 = np.asarray(self.mean, float), np.asarray(self.std, float)
         m1, s1 = np.asarray(other.mean, float), np.asarray(other.std, float)
@@ -101,8 +117,8 @@ class ActionDistributions:
     def log_prob(self, act: np.ndarray) -> np.ndarray:
         """log pi(a_n | s_n) per state; act as in :class:`StepBatch`; shape (N,)."""
         if self.kind == "categorical":
-            p = np.asarray(self.probs, float)
-            return np.log(p[np.arange(p.shape[0]), np.asarray(act, int)])
+            log_p = self.categorical_log_probs()
+            return log_p[np.arange(log_p.shape[0]), np.asarray(act, int)]
         m, s = np.asarray(self.mean, float), np.asarray(self.std, float)
         z = (np.asarray(act, float) - m) / s
         return (-0.5 * z**2 - np.log(s) - 0.5 * math.log(2 * math.pi)).sum(-1)

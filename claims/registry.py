@@ -32,6 +32,8 @@ CLAIM_MODULES: tuple[str, ...] = (
     "claims.empirical.audit",
     "claims.empirical.atari",
     "claims.implementation.kl_within_delta",
+    "claims.implementation.surrogate_improves",
+    "claims.implementation.rejected_update_restores",
 )
 
 _REGISTRY: dict[str, Claim] = {}

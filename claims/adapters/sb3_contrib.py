@@ -70,7 +70,8 @@ class SB3ContribTRPO:
             d = self.model.policy.get_distribution(
                 torch.as_tensor(obs, dtype=torch.float32)).distribution
         if isinstance(d, torch.distributions.Categorical):
-            return ActionDistributions(probs=d.probs.double().numpy().copy())
+            log_p = torch.log_softmax(d.logits.double(), -1)
+            return ActionDistributions(log_probs=log_p.numpy().copy())
         return ActionDistributions(mean=d.loc.double().numpy().copy(),
                                    std=d.scale.double().numpy().copy())
 

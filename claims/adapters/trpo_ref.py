@@ -49,7 +49,7 @@ def distributions(policy: Any, obs: torch.Tensor) -> ActionDistributions:
             std = torch.exp(log_std).expand_as(mean)
             return ActionDistributions(mean=mean.numpy().copy(), std=std.numpy().copy())
         (log_p,) = params
-        return ActionDistributions(probs=torch.exp(log_p).numpy().copy())
+        return ActionDistributions(log_probs=log_p.numpy().copy())
 
 
 class TrpoRef:

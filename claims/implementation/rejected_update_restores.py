@@ -1,0 +1,81 @@
+"""A rejected update leaves the policy exactly as it was (Appendix C's line search).
+
+The suite's step protocol (:mod:`.sequence`) is run at large KL bounds (delta = 1, 10, 100),
+where the quadratic model of the KL is poor and the line search must often give up. Whatever the
+implementation does inside, each update must either improve the surrogate within the trust
+region or leave the action distributions bit for bit as they were.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from claims.core import Comparison, DecisionRule, Evidence, Verdict
+from claims.implementation.sequence import (
+    STEP_PROTOCOL,
+    StepSequenceClaim,
+    UpdateRecord,
+    records_from_json,
+)
+from claims.registry import register
+
+DELTAS = (1.0, 10.0, 100.0)
+
+
+def violates(record: UpdateRecord, delta: float) -> bool:
+    """The update moved the policy without improving the surrogate within the trust region."""
+    return not record.unchanged and not (record.surrogate_gain > 0 and record.kl_mean <= delta)
+
+
+@register
+class RejectedUpdateRestores(StepSequenceClaim):
+    id = "impl.rejected_update_restores"
+    title = "An update the line search rejects leaves the policy exactly as it was"
+    statement = ("The line search accepts a step only if the surrogate improves and the KL is "
+                 "within delta; when no backtracked step qualifies, the policy keeps its old "
+                 "parameters. So every update either improves L within the trust region or "
+                 "changes nothing.")
+    source = "TRPO Appendix C (line search)"
+    deltas = DELTAS
+    protocol = STEP_PROTOCOL.format(delta="delta = 1, 10 and 100 in turn (a stress test: far "
+                                          "from the quadratic regime)") + (
+        " Statistic: the number of updates that moved the policy without improving the "
+        "surrogate within delta. INCONCLUSIVE when no update was rejected and none violated "
+        "(the restore was never exercised).")
+    control_bug = "no_restore_on_failure"
+    negative_control = ("trpo_ref whose failed line search leaves the last, rejected candidate "
+                        "in place (a missing restore after the backtracking loop).")
+    rule = DecisionRule(
+        statistic="updates that moved the policy without improving L within delta",
+        comparator="<=", threshold=0.0,
+        description="SUPPORTED when every update improved the surrogate within the trust "
+                    "region or left the policy bit for bit unchanged.")
+    comparison = Comparison(statistic="such updates per (task, seed, delta)", better="lower",
+                            margin=0.5)
+
+    def counts(self, evidence: Evidence) -> tuple[dict[str, int], int]:
+        """Violations per (task, seed, delta), and the number of rejected updates."""
+        runs = records_from_json(evidence.data)
+        violations = {k: sum(violates(r, self.delta_of(k, evidence.config)) for r in recs)
+                      for k, recs in runs.items()}
+        return violations, sum(r.unchanged for recs in runs.values() for r in recs)
+
+    def summarize(self, runs: dict[str, list[UpdateRecord]]) -> dict[str, Any]:
+        return {"updates": sum(len(recs) for recs in runs.values()),
+                "rejected (unchanged) updates": sum(r.unchanged for recs in runs.values()
+                                                    for r in recs)}
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return {k: float(v) for k, v in self.counts(evidence)[0].items()}
+
+    def decide(self, evidence: Evidence) -> Verdict:
+        violations, rejected = self.counts(evidence)
+        total = sum(violations.values())
+        n = sum(len(v) for v in evidence.data["unchanged"].values())
+        if total == 0 and rejected == 0:
+            return Verdict.inconclusive(f"none of {n} updates was rejected, so the restore "
+                                        "was never exercised")
+        where = ", ".join(f"{k}: {v}" for k, v in violations.items() if v)
+        return self.rule.judge(float(total), n=n,
+                               message=f"{rejected} of {n} updates rejected"
+                                       + (f"; violations at {where}" if where else ""))
