@@ -89,3 +89,56 @@ def test_records_round_trip_through_json():
     assert records_from_json(records_json(runs)) == runs
     assert math.isnan(UpdateRecord(0.0, 0.0, 0.0, True).efficiency)
     assert UpdateRecord(0.02, 0.05, 0.2, False).efficiency == pytest.approx(1.0)  # 0.2 / 0.2
+
+
+class RaisesOnThirdUpdate:
+    name = "raises"
+
+    def __init__(self):
+        self.calls = 0
+
+    def new_policy(self, env_id, seed):
+        self.calls = 0
+
+    def policy_step(self, batch, delta):
+        self.calls += 1
+        if self.calls == 3:
+            raise ValueError("parameters are NaN")
+        d = ActionDistributions(log_probs=np.log(np.full((len(batch.adv), 2), 0.5)))
+        return StepOutcome(d, d)
+
+
+def test_an_implementation_error_says_where_it_happened():
+    from claims.impl import ImplementationError
+    from claims.implementation.sequence import update_sequence
+
+    batch = StepBatch("CartPole-v1", np.zeros((3, 4)), np.array([0, 1, 0]), np.ones(3))
+    with pytest.raises(ImplementationError, match=r"CartPole-v1 seed 5, delta 10, update 3 of "
+                                                  r"4: ValueError: parameters are NaN"):
+        update_sequence(RaisesOnThirdUpdate(), batch, 5, 10.0, 4)
+
+
+@pytest.mark.parametrize(("returns", "lengths", "expected"), [
+    ([1.0, 2.0, 3.0], [50, 40, 10], 2.5),  # ends at 50, 90, 100: >= 90 keeps the last two
+    ([1.0, 2.0, 3.0], [10, 10, 10], 3.0),  # ends at 10, 20, 30: >= 27 keeps the last
+    ([1.0, 2.0, 4.0], [80, 15, 5], 3.0),  # ends at 80, 95, 100: the last two
+    ([], [], float("nan")),
+])
+def test_learns_final_return_by_hand(returns, lengths, expected):
+    from claims.implementation.learns import final_return
+
+    value = final_return(returns, lengths)
+    assert (math.isnan(value) and math.isnan(expected)) or value == expected
+
+
+def test_learns_reference_supported_and_flipped_fork_refuted(tmp_path):
+    from claims.jobs import Execution, JobCache, execution
+
+    claim = get("impl.learns")
+    with execution(Execution(cache=JobCache(tmp_path / "jobs"))):
+        real, control = claim.run("quick"), claim.run("quick", control=True)
+    assert claim.decide(real).status is Status.SUPPORTED
+    assert claim.decide(control).status is Status.REFUTED
+    assert set(claim.samples(real)) == {"CartPole-v1 seed 0", "CartPole-v1 seed 1"}
+    jobs = claim.jobs("quick", control=True)
+    assert [j.kwargs["bug"] for j in jobs] == ["flip_advantages"] and len(jobs) == 1

@@ -30,6 +30,7 @@ from claims.forks import active_bug, bugs_suspended, seeded_bug
 from claims.impl import (
     REFERENCE_SPEC,
     ActionDistributions,
+    ImplementationError,
     StepBatch,
     StepOutcome,
     UnderTest,
@@ -103,7 +104,15 @@ def update_sequence(impl: Any, batch: StepBatch, seed: int, delta: float,
                     updates: int) -> list[UpdateRecord]:
     """A fresh policy (``seed``), then ``updates`` consecutive updates on ``batch``."""
     impl.new_policy(batch.env_id, seed)
-    return [measure_update(impl.policy_step(batch, delta), batch) for _ in range(updates)]
+    records = []
+    for k in range(updates):
+        try:
+            records.append(measure_update(impl.policy_step(batch, delta), batch))
+        except Exception as error:  # say where: the message becomes the claim's ERROR
+            raise ImplementationError(f"{batch.env_id} seed {seed}, delta {delta:g}, update "
+                                      f"{k + 1} of {updates}: {type(error).__name__}: "
+                                      f"{error}") from error
+    return records
 
 
 def sequences(target: UnderTest, budget: dict[str, Any], seed: int,
