@@ -297,8 +297,8 @@ class UnderTest:
                 self._impl = load_implementation(self.spec)
             except ImplementationError as error:
                 self._error = error
-        if self._error is not None:
-            raise self._error
+        if self._error is not None:  # a fresh exception each time: tracebacks stay short
+            raise ImplementationError(str(self._error))
         return self._impl
 
     def record(self) -> dict[str, Any]:

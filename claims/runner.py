@@ -195,9 +195,12 @@ def _describe(claim: Claim) -> tuple[str, dict[str, Any], dict[str, str] | None]
         return cid, {"id": cid, "title": type(claim).__name__}, _error_record("describe", exc)
 
 
-def _run_one(
+def run_one(
     claim: Claim, *, tier: str, seed: int, out_dir: Path, controls: bool, say: Any
 ) -> dict[str, Any]:
+    """Run, judge (and with ``controls`` run and judge the control of) one claim under the
+    current implementation and execution; its results.json entry. Never raises for the claim's
+    own failures: those become its ERROR verdict."""
     cid, description, error = _describe(claim)
     entry: dict[str, Any] = {"id": cid, "description": description, "budget": None}
     budget = None
@@ -389,7 +392,7 @@ def _run_claims(
     for i, claim in enumerate(claims, start=1):
         say(f"[{i}/{len(claims)}] {getattr(claim, 'id', type(claim).__name__)} ... ")
         doc["claims"].append(
-            _run_one(claim, tier=tier, seed=seed, out_dir=out_dir, controls=controls, say=say)
+            run_one(claim, tier=tier, seed=seed, out_dir=out_dir, controls=controls, say=say)
         )
         write_json_atomic(results_path, doc)
     doc["trainings"] = training_summary(planned)
