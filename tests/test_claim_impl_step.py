@@ -131,11 +131,11 @@ def test_learns_final_return_by_hand(returns, lengths, expected):
     assert (math.isnan(value) and math.isnan(expected)) or value == expected
 
 
-def test_learns_reference_supported_and_flipped_fork_refuted(tmp_path):
-    from claims.jobs import Execution, JobCache, execution
+def test_learns_reference_supported_and_flipped_fork_refuted(quick_job_cache):
+    from claims.jobs import Execution, execution
 
     claim = get("impl.learns")
-    with execution(Execution(cache=JobCache(tmp_path / "jobs"))):
+    with execution(Execution(cache=quick_job_cache)):  # shared with the quick-tier smoke test
         real, control = claim.run("quick"), claim.run("quick", control=True)
     assert claim.decide(real).status is Status.SUPPORTED
     assert claim.decide(control).status is Status.REFUTED

@@ -24,7 +24,8 @@ def toys(monkeypatch, tmp_path):
 
 def test_subcommands_are_a_table():
     names = [command.name for command in SUBCOMMANDS]
-    assert names == ["list", "show", "run", "report", "check-adapter", "climb", "train", "bench"]
+    assert names == ["list", "show", "run", "report", "check-adapter", "compare", "fork-check",
+                     "climb", "train", "bench"]
 
 
 def test_list_table(toys, capsys):
