@@ -148,3 +148,21 @@ def test_check_adapter_reports_an_adapter_that_raises(monkeypatch):
     findings = check_adapter("raising_impl:factory", tasks=("CartPole-v1",))
     assert [f.ok for f in findings] == [True, False]
     assert "RuntimeError: NaN in the Fisher product" in findings[1].detail
+
+
+def test_a_fork_registered_under_the_entry_point_group_loads_by_name(monkeypatch):
+    from importlib import metadata
+
+    from claims import impl
+
+    registered = [metadata.EntryPoint("my-fork", "claims.adapters.trpo_ref:factory",
+                                      impl.ENTRY_POINT_GROUP)]
+
+    def entry_points(group):
+        return [ep for ep in registered if ep.group == group]
+
+    monkeypatch.setattr(impl.metadata, "entry_points", entry_points)
+    assert impl.registered() == {"my-fork": "claims.adapters.trpo_ref:factory"}
+    assert impl.implementation_name(impl.load_implementation("my-fork")) == "trpo_ref"
+    with pytest.raises(impl.ImplementationError, match=r"registered name \(my-fork\)"):
+        impl.load_implementation("not-registered")
