@@ -17,6 +17,7 @@ listed in :data:`DIFFERENCES`. sb3's policies are float32; distributions come ba
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
 import gymnasium as gym
@@ -50,6 +51,7 @@ class SB3ContribTRPO:
     """sb3_contrib.TRPO("MlpPolicy") at its defaults; ``kwargs`` go to its constructor."""
 
     name = "sb3-contrib TRPO"
+    version = f"sb3_contrib {metadata.version('sb3_contrib')}"  # the library checked
 
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = {"device": "cpu", "verbose": 0} | kwargs

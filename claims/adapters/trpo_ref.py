@@ -8,6 +8,7 @@ against, and the base of the seeded-bug forks (:mod:`claims.forks`).
 from __future__ import annotations
 
 import dataclasses
+from importlib import metadata
 from typing import Any
 
 import gymnasium as gym
@@ -56,6 +57,7 @@ class TrpoRef:
     """trpo_ref with :class:`~trpo_ref.deep.trpo.TRPOConfig` defaults (any field overridable)."""
 
     name = "trpo_ref"
+    version = f"trpo-claims {metadata.version('trpo-claims')}"
 
     def __init__(self, **overrides: Any) -> None:
         self.config = trpo.TRPOConfig(**overrides)

@@ -32,12 +32,13 @@ JOB_SOURCES = ("claims/impl.py", "claims/forks.py", "claims/adapters/trpo_ref.py
 
 
 def implementation_version(spec: str) -> str:
-    """The installed version of the distribution that provides ``spec``'s module (part of the
-    job's cache key: an upgraded library is a new implementation)."""
+    """What version of the implementation ``spec`` trains (part of the job's cache key: an
+    upgraded library is a new implementation): the adapter's ``version`` if it has one, else
+    the installed version of the distribution that provides the spec's module."""
+    version = getattr(load_implementation(spec), "version", None)
+    if version:
+        return str(version)
     top = spec.partition(":")[0].split(".")[0]
-    if top == "claims":  # the suite's own adapters: the wrapped library is what matters
-        top = {"claims.adapters.sb3_contrib": "sb3_contrib"}.get(spec.partition(":")[0],
-                                                                 "trpo-claims")
     for name in (top, top.replace("_", "-")):
         try:
             return f"{name} {metadata.version(name)}"
