@@ -157,6 +157,45 @@ class JobCache:
                                            "wall_s": wall_s, "result": dict(result)})
 
 
+TIMING_FIELDS = frozenset({"wall_s"})  # result fields that measure time, not behaviour
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A cached job run again in this process, and whether it gave the cached result."""
+
+    label: str
+    differing: tuple[str, ...]  # result fields (timings aside) that are not bit-identical
+    wall_s: float  # this run's wall time
+    cached_wall_s: float  # the wall time stored with the record
+
+    @property
+    def identical(self) -> bool:
+        return not self.differing
+
+
+def made_by_current_code(path: str | Path) -> bool:
+    """Whether the cache file ``path`` was written by the code now checked out (its job's
+    :func:`job_code_version`); a replay of any other record may differ without a bug."""
+    record = json.loads(Path(path).read_text())
+    return bool(record["code"] == job_code_version(record["job"]["fn"]))
+
+
+def replay(path: str | Path) -> Replay:
+    """Run the job stored in the cache file ``path`` again and compare results field by field,
+    as JSON (what the cache stores), skipping :data:`TIMING_FIELDS`. Jobs are seeded, so on the
+    same machine and code (see :func:`made_by_current_code`) every field must be identical: the
+    determinism audit of a cache."""
+    record = json.loads(Path(path).read_text())
+    job = Job(**record["job"])
+    result, wall_s = _timed(job)
+    fresh = json.loads(json.dumps(result))
+    cached = record["result"]
+    fields = sorted((set(fresh) | set(cached)) - TIMING_FIELDS)
+    return Replay(job.label, tuple(f for f in fields if fresh.get(f) != cached.get(f)), wall_s,
+                  float(record["wall_s"]))
+
+
 def _timed(job: Job) -> tuple[dict[str, Any], float]:
     start = time.perf_counter()
     result = execute(job)

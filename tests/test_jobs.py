@@ -7,7 +7,17 @@ import os
 
 import pytest
 
-from claims.jobs import Job, JobCache, code_version, execute, job_key, resolve, run_jobs
+from claims.jobs import (
+    Job,
+    JobCache,
+    code_version,
+    execute,
+    job_key,
+    made_by_current_code,
+    replay,
+    resolve,
+    run_jobs,
+)
 
 pytestmark = pytest.mark.quick
 NOT_CALLABLE = 42
@@ -16,6 +26,10 @@ NOT_CALLABLE = 42
 # Job functions must be importable by name from worker processes: they live in this module.
 def square(x: int, seed: int = 0) -> dict:
     return {"value": x * x, "seed": seed, "pid": os.getpid()}
+
+
+def timed_cube(x: int) -> dict:
+    return {"value": x**3, "wall_s": float(x)}  # wall_s: a timing field, ignored by replay
 
 
 def fail_on_three(x: int) -> dict:
@@ -154,3 +168,21 @@ def test_job_code_version_covers_trpo_ref_and_the_job_module_only():
     version = job_code_version("claims.training_jobs:train_job")
     assert version == code_version(("trpo_ref", "claims/training_jobs.py"))
     assert version != job_code_version("tests.test_jobs:square")
+
+
+def test_replay_reproduces_a_cached_job_and_names_a_tampered_field(tmp_path):
+    job = jobs_of("timed_cube", [3])[0]
+    cache = JobCache(tmp_path)  # the real code version, as scripts/replay_jobs.py checks it
+    run_jobs([job], cache, progress=None)
+    path = cache.path(job)
+    assert made_by_current_code(path)
+    outcome = replay(path)
+    assert outcome.identical and outcome.label == job.label and outcome.wall_s >= 0
+    record = json.loads(path.read_text())
+    record["result"]["wall_s"] = 1e9  # a timing: never compared
+    record["result"]["value"] = 28
+    path.write_text(json.dumps(record))
+    assert replay(path).differing == ("value",)
+    record["code"] = "other"
+    path.write_text(json.dumps(record))
+    assert not made_by_current_code(path)

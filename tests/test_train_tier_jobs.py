@@ -1,13 +1,14 @@
 """scripts/train_tier_jobs.py: trains a tier's whole plan into a cache, and a second run resumes
-(reads everything, trains nothing)."""
+(reads everything, trains nothing); scripts/replay_jobs.py: audits a cache by rerunning its jobs."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 from claims.empirical import protocol
-from claims.jobs import Execution, JobCache, execution
+from claims.jobs import Execution, Job, JobCache, execution, run_in_context
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_tier_jobs.py"
 
@@ -32,3 +33,26 @@ def test_trains_every_stage_then_resumes_from_the_cache(tmp_path, monkeypatch, c
     assert script.main(["--tier", "quick", "--cache", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     assert "(cached)" in err and " s; elapsed" not in err  # nothing ran the second time
+
+
+def test_replay_script_passes_a_reproduced_cache_and_fails_a_tampered_one(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("replay_jobs", SCRIPT.with_name("replay_jobs.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    jobs = [Job("figure4", "CartPole-v1", "trpo", seed, protocol.TRAIN_FN,
+                         {"env_id": "CartPole-v1", "algo": "trpo", "seed": seed,
+                          "total_steps": 1_000}) for seed in (0, 1)]
+    cache = JobCache(tmp_path)
+    with execution(Execution(cache=cache)):
+        run_in_context(jobs)
+    assert script.main([str(tmp_path)]) == 0
+    assert "identical" in capsys.readouterr().out
+    record = json.loads(cache.path(jobs[1]).read_text())
+    record["result"]["returns"][0] += 1.0
+    cache.path(jobs[1]).write_text(json.dumps(record))
+    assert script.main([str(tmp_path), "--sample", "2"]) == 1
+    assert "DIFFERS in returns" in capsys.readouterr().out
+    record["code"] = "made by other code"
+    cache.path(jobs[1]).write_text(json.dumps(record))
+    assert script.main([str(cache.path(jobs[1]))]) == 0
+    assert "not replayed" in capsys.readouterr().out
