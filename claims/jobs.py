@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claims.serialize import to_jsonable, write_json_atomic
+from claims.serialize import read_json, to_jsonable, write_json_atomic
 
 EXECUTORS = ("serial", "process", "ray")
 SOURCE_PACKAGES = ("trpo_ref",)  # what every job's result may depend on
@@ -177,7 +177,7 @@ class Replay:
 def made_by_current_code(path: str | Path) -> bool:
     """Whether the cache file ``path`` was written by the code now checked out (its job's
     :func:`job_code_version`); a replay of any other record may differ without a bug."""
-    record = json.loads(Path(path).read_text())
+    record = read_json(Path(path))
     return bool(record["code"] == job_code_version(record["job"]["fn"]))
 
 
@@ -186,7 +186,7 @@ def replay(path: str | Path) -> Replay:
     as JSON (what the cache stores), skipping :data:`TIMING_FIELDS`. Jobs are seeded, so on the
     same machine and code (see :func:`made_by_current_code`) every field must be identical: the
     determinism audit of a cache."""
-    record = json.loads(Path(path).read_text())
+    record = read_json(Path(path))
     job = Job(**record["job"])
     result, wall_s = _timed(job)
     fresh = json.loads(json.dumps(result))

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from claims.empirical import protocol
-from claims.jobs import Execution, Job, JobCache, execution, run_in_context
+from claims.jobs import Execution, JobCache, execution, run_in_context
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_tier_jobs.py"
 
@@ -39,9 +39,7 @@ def test_replay_script_passes_a_reproduced_cache_and_fails_a_tampered_one(tmp_pa
     spec = importlib.util.spec_from_file_location("replay_jobs", SCRIPT.with_name("replay_jobs.py"))
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    jobs = [Job("figure4", "CartPole-v1", "trpo", seed, protocol.TRAIN_FN,
-                         {"env_id": "CartPole-v1", "algo": "trpo", "seed": seed,
-                          "total_steps": 1_000}) for seed in (0, 1)]
+    jobs = [protocol.training("figure4", "CartPole-v1", "trpo", seed, 1_000) for seed in (0, 1)]
     cache = JobCache(tmp_path)
     with execution(Execution(cache=cache)):
         run_in_context(jobs)
