@@ -54,3 +54,20 @@ def test_replay_script_passes_a_reproduced_cache_and_fails_a_tampered_one(tmp_pa
     cache.path(jobs[1]).write_text(json.dumps(record))
     assert script.main([str(cache.path(jobs[1]))]) == 0
     assert "not replayed" in capsys.readouterr().out
+
+
+def test_only_trains_the_jobs_whose_label_matches(tmp_path, monkeypatch, capsys):
+    tiny = protocol.Budget(steps={"CartPole-v1": 1_000}, seeds=(0, 1), control_seeds=(0,),
+                           sweep_seeds=(100,), sweep_fraction=1.0, delta_seeds=(0,))
+    monkeypatch.setitem(protocol.BUDGETS, "quick", tiny)
+    script = load_script()
+    only = "figure4 CartPole-v1 trpo seed 1"
+    assert script.main(["--tier", "quick", "--cache", str(tmp_path), "--only", only]) == 0
+    err = capsys.readouterr().err
+    assert "stage 1: 1 of " in err and "stage 2: 0 of " in err
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    # the NPG sweep is trained too: planning stage 2 needs its best step
+    labels = {f"{r['job']['claim_id']} {r['job']['task']} {r['job']['algo']} "
+              f"seed {r['job']['seed']}" for r in records}
+    assert only in labels
+    assert not any("seed 0" in label and "figure4" in label for label in labels)
