@@ -191,3 +191,19 @@ def test_pong_smoke_run_is_deterministic_and_logs_game_scores():
             metrics["value/loss_after"])
         if metrics["train/accepted"]:
             assert metrics["train/kl_mean"] <= PONG_SMOKE.delta
+
+
+def test_update_memory_script_reports_phase_peaks_that_grow_with_the_batch():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "atari_update_memory.py"
+    spec = importlib.util.spec_from_file_location("atari_update_memory", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    small, large = script.measure(16), script.measure(800)  # one process: peaks never fall
+    assert list(small) == ["start", "value forward", "policy update", "value fit"]
+    peaks = list(small.values())
+    assert peaks == sorted(peaks) and peaks[0] > 0
+    # 800 frames (~0.67 MB each in the update) push the peak past the small batch's
+    assert large["policy update"] - large["start"] > 100

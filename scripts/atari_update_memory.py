@@ -1,0 +1,73 @@
+"""Peak memory of one Atari TRPO update (policy step and value fit) on a batch of N frames.
+
+    python scripts/atari_update_memory.py 1000 3000 6000
+
+``trpo_ref`` samples whole episodes, so a batch can hold up to one ALE time limit (27K agent
+steps) beyond its 5K minimum; this measures how the update's peak resident memory grows with the
+batch, to tell whether such a batch fits the machine. Each size runs in a fresh process on
+synthetic uint8 frames (Breakout's shape and actions) with the default ``TRPOConfig``; prints
+the peak RSS after the value forward pass, the policy update and the value fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+
+GAME = "ALE/Breakout-v5"
+
+
+def measure(steps: int, seed: int = 0) -> dict[str, float]:
+    """Peak RSS in MB (Linux ``ru_maxrss``) at each phase of one update on ``steps`` frames."""
+    import numpy as np
+    import torch
+
+    from trpo_ref.deep.step import make_batch, update
+    from trpo_ref.deep.trpo import TRPOConfig, make_env, make_policy, make_value
+    from trpo_ref.deep.value import fit_value
+
+    def peak_mb() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    config = TRPOConfig()
+    env = make_env(GAME, config)
+    policy, value_fn = make_policy(config, env), make_value(config, env)
+    value_opt = torch.optim.Adam(value_fn.parameters(), lr=config.vf_lr)
+    rng = np.random.default_rng(seed)
+    obs = torch.as_tensor(rng.integers(0, 256, (steps, *env.observation_space.shape), np.uint8))
+    act = torch.as_tensor(rng.integers(0, env.action_space.n, steps))
+    adv = torch.as_tensor(rng.standard_normal(steps))
+    peaks = {"start": peak_mb()}
+    with torch.no_grad():
+        targets = value_fn(obs) + adv.float()
+    peaks["value forward"] = peak_mb()
+    update(policy, make_batch(policy, obs, act, adv), algo=config.algo, delta=config.delta,
+           damping=config.damping, cg_iters=config.cg_iters, backtrack=config.backtrack,
+           max_backtracks=config.max_backtracks, fvp_subsample=config.fvp_subsample,
+           step_size=config.step_size, generator=torch.Generator().manual_seed(seed))
+    peaks["policy update"] = peak_mb()
+    fit_value(value_fn, value_opt, obs, targets, config.vf_epochs, config.vf_minibatch,
+              torch.Generator().manual_seed(seed))
+    peaks["value fit"] = peak_mb()
+    return peaks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("steps", type=int, nargs="+", help="batch sizes (agent steps)")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process
+    args = parser.parse_args(argv)
+    if args.one:
+        peaks = measure(args.steps[0])
+        print(f"{args.steps[0]:>7,} steps: " + ", ".join(f"{k} {v:,.0f} MB"
+                                                        for k, v in peaks.items()), flush=True)
+        return 0
+    for steps in args.steps:  # a fresh process each: ru_maxrss never goes down
+        subprocess.run([sys.executable, __file__, "--one", str(steps)], check=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
