@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from claims.empirical import protocol
-from claims.jobs import Execution, JobCache, execution, run_in_context
+from claims.jobs import Execution, Job, JobCache, execution, run_in_context
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_tier_jobs.py"
 
@@ -65,9 +65,7 @@ def test_only_trains_the_jobs_whose_label_matches(tmp_path, monkeypatch, capsys)
     assert script.main(["--tier", "quick", "--cache", str(tmp_path), "--only", only]) == 0
     err = capsys.readouterr().err
     assert "stage 1: 1 of " in err and "stage 2: 0 of " in err
-    records = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     # the NPG sweep is trained too: planning stage 2 needs its best step
-    labels = {f"{r['job']['claim_id']} {r['job']['task']} {r['job']['algo']} "
-              f"seed {r['job']['seed']}" for r in records}
+    labels = {Job(**json.loads(p.read_text())["job"]).label for p in tmp_path.glob("*.json")}
     assert only in labels
     assert not any("seed 0" in label and "figure4" in label for label in labels)
