@@ -12,24 +12,33 @@ the peak RSS after the value forward pass, the policy update and the value fit.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 
 GAME = "ALE/Breakout-v5"
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB: Linux's ``VmHWM``.
+
+    Not ``ru_maxrss``: Linux carries that across fork and exec, so a child launched from a large
+    process (a pytest run late in the suite) reports its parent's peak instead of its own.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line (this script needs Linux)")
+
+
 def measure(steps: int, seed: int = 0) -> dict[str, float]:
-    """Peak RSS in MB (Linux ``ru_maxrss``) at each phase of one update on ``steps`` frames."""
+    """Peak RSS in MB (``peak_rss_mb``) at each phase of one update on ``steps`` frames."""
     import numpy as np
     import torch
 
     from trpo_ref.deep.step import make_batch, update
     from trpo_ref.deep.trpo import TRPOConfig, make_env, make_policy, make_value
     from trpo_ref.deep.value import fit_value
-
-    def peak_mb() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     config = TRPOConfig()
     env = make_env(GAME, config)
@@ -39,18 +48,18 @@ def measure(steps: int, seed: int = 0) -> dict[str, float]:
     obs = torch.as_tensor(rng.integers(0, 256, (steps, *env.observation_space.shape), np.uint8))
     act = torch.as_tensor(rng.integers(0, env.action_space.n, steps))
     adv = torch.as_tensor(rng.standard_normal(steps))
-    peaks = {"start": peak_mb()}
+    peaks = {"start": peak_rss_mb()}
     with torch.no_grad():
         targets = value_fn(obs) + adv.float()
-    peaks["value forward"] = peak_mb()
+    peaks["value forward"] = peak_rss_mb()
     update(policy, make_batch(policy, obs, act, adv), algo=config.algo, delta=config.delta,
            damping=config.damping, cg_iters=config.cg_iters, backtrack=config.backtrack,
            max_backtracks=config.max_backtracks, fvp_subsample=config.fvp_subsample,
            step_size=config.step_size, generator=torch.Generator().manual_seed(seed))
-    peaks["policy update"] = peak_mb()
+    peaks["policy update"] = peak_rss_mb()
     fit_value(value_fn, value_opt, obs, targets, config.vf_epochs, config.vf_minibatch,
               torch.Generator().manual_seed(seed))
-    peaks["value fit"] = peak_mb()
+    peaks["value fit"] = peak_rss_mb()
     return peaks
 
 
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.steps[0]:>7,} steps: " + ", ".join(f"{k} {v:,.0f} MB"
                                                         for k, v in peaks.items()), flush=True)
         return 0
-    for steps in args.steps:  # a fresh process each: ru_maxrss never goes down
+    for steps in args.steps:  # a fresh process each: a peak never goes down
         subprocess.run([sys.executable, __file__, "--one", str(steps)], check=True)
     return 0
 

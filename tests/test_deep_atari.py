@@ -205,9 +205,15 @@ def test_update_memory_script_reports_phase_peaks_that_grow_with_the_batch(capfd
     peaks = script.measure(16)  # in this process: its peak so far may hide the growth
     assert list(peaks) == ["start", "value forward", "policy update", "value fit"]
     assert list(peaks.values()) == sorted(peaks.values()) and peaks["start"] > 0
+    # Ballast makes this process large, as pytest is late in a full run: a child must still
+    # report its own peak (ru_maxrss would report this process's, the same for every size).
+    ballast_mb = 1500
+    ballast = np.ones(ballast_mb * 2**20 // 8)
     assert script.main(["16", "800"]) == 0  # a fresh process per size
+    del ballast
     lines = [line for line in capfd.readouterr().out.splitlines() if "steps:" in line]
     update_mb = [float(re.search(r"policy update ([\d,]+) MB", line)[1].replace(",", ""))
                  for line in lines]
     # 800 frames at ~0.67 MB each in the update
     assert len(update_mb) == 2 and update_mb[1] - update_mb[0] > 100
+    assert update_mb[0] < ballast_mb
