@@ -214,6 +214,6 @@ def test_update_memory_script_reports_phase_peaks_that_grow_with_the_batch(capfd
     lines = [line for line in capfd.readouterr().out.splitlines() if "steps:" in line]
     update_mb = [float(re.search(r"policy update ([\d,]+) MB", line)[1].replace(",", ""))
                  for line in lines]
-    # 800 frames at ~0.67 MB each in the update
+    # 800 frames at ~0.65 MiB each in the update
     assert len(update_mb) == 2 and update_mb[1] - update_mb[0] > 100
     assert update_mb[0] < ballast_mb
