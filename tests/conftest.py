@@ -4,7 +4,9 @@
 Select with HYPOTHESIS_PROFILE=ci (set by .ci/run) or HYPOTHESIS_PROFILE=thorough for a long run.
 """
 
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -25,3 +27,17 @@ def quick_job_cache(tmp_path_factory):
     """One job cache for the whole test session: the quick tier's trainings run once, whichever
     test needs them first, and the others read them."""
     return JobCache(tmp_path_factory.mktemp("quick-jobs"))
+
+
+@pytest.fixture
+def load_script():
+    """Import ``scripts/<name>.py`` as a module (``scripts/`` is not a package)."""
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, scripts / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -193,15 +193,10 @@ def test_pong_smoke_run_is_deterministic_and_logs_game_scores():
             assert metrics["train/kl_mean"] <= PONG_SMOKE.delta
 
 
-def test_update_memory_script_reports_phase_peaks_that_grow_with_the_batch(capfd):
-    import importlib.util
+def test_update_memory_script_reports_phase_peaks_that_grow_with_the_batch(capfd, load_script):
     import re
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "atari_update_memory.py"
-    spec = importlib.util.spec_from_file_location("atari_update_memory", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("atari_update_memory")
     peaks = script.measure(16)  # in this process: its peak so far may hide the growth
     assert list(peaks) == ["start", "value forward", "policy update", "value fit"]
     assert list(peaks.values()) == sorted(peaks.values()) and peaks["start"] > 0

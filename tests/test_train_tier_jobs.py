@@ -3,28 +3,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 from claims.empirical import protocol
 from claims.jobs import Execution, Job, JobCache, execution, run_in_context
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_tier_jobs.py"
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_tier_jobs", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_trains_every_stage_then_resumes_from_the_cache(tmp_path, monkeypatch, capsys):
+def test_trains_every_stage_then_resumes_from_the_cache(tmp_path, monkeypatch, capsys,
+                                                       load_script):
     tiny = protocol.Budget(steps={"CartPole-v1": 1_000}, seeds=(0,), control_seeds=(0,),
                            sweep_seeds=(100,), sweep_fraction=1.0, delta_seeds=(0,))
     monkeypatch.setitem(protocol.BUDGETS, "quick", tiny)
-    script = load_script()
+    script = load_script("train_tier_jobs")
     assert script.main(["--tier", "quick", "--cache", str(tmp_path), "--jobs", "2"]) == 0
     with execution(Execution(cache=JobCache(tmp_path), train=False)):  # the sweep is cached
         planned = [job for stage in protocol.stages("quick") for job in stage()]
@@ -35,10 +25,9 @@ def test_trains_every_stage_then_resumes_from_the_cache(tmp_path, monkeypatch, c
     assert "(cached)" in err and " s; elapsed" not in err  # nothing ran the second time
 
 
-def test_replay_script_passes_a_reproduced_cache_and_fails_a_tampered_one(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("replay_jobs", SCRIPT.with_name("replay_jobs.py"))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+def test_replay_script_passes_a_reproduced_cache_and_fails_a_tampered_one(tmp_path, capsys,
+                                                                          load_script):
+    script = load_script("replay_jobs")
     jobs = [protocol.training("figure4", "CartPole-v1", "trpo", seed, 1_000) for seed in (0, 1)]
     cache = JobCache(tmp_path)
     with execution(Execution(cache=cache)):
@@ -56,11 +45,12 @@ def test_replay_script_passes_a_reproduced_cache_and_fails_a_tampered_one(tmp_pa
     assert "not replayed" in capsys.readouterr().out
 
 
-def test_only_trains_the_jobs_whose_label_matches(tmp_path, monkeypatch, capsys):
+def test_only_trains_the_jobs_whose_label_matches(tmp_path, monkeypatch, capsys,
+                                                  load_script):
     tiny = protocol.Budget(steps={"CartPole-v1": 1_000}, seeds=(0, 1), control_seeds=(0,),
                            sweep_seeds=(100,), sweep_fraction=1.0, delta_seeds=(0,))
     monkeypatch.setitem(protocol.BUDGETS, "quick", tiny)
-    script = load_script()
+    script = load_script("train_tier_jobs")
     only = "figure4 CartPole-v1 trpo seed 1"
     assert script.main(["--tier", "quick", "--cache", str(tmp_path), "--only", only]) == 0
     err = capsys.readouterr().err
