@@ -389,6 +389,25 @@ def render_schema(ctx: Context, args: Sequence[str]) -> str:
     ])
 
 
+def render_config(ctx: Context, args: Sequence[str]) -> str:
+    """``config:MODULE:CLASS``: a dataclass's fields, defaults and one-line docs (the comment
+    that ends each field's line), read from its source."""
+    import ast
+    import dataclasses
+    import importlib
+    import inspect
+
+    cls = getattr(importlib.import_module(args[0]), args[1])
+    source = inspect.getsource(cls)
+    lines = source.splitlines()
+    docs = {node.target.id: lines[node.lineno - 1].partition("  # ")[2].strip()
+            for node in ast.parse(source).body[0].body
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)}
+    rows = [[f"`{f.name}`", f"`{f.default!r}`" if f.default is not dataclasses.MISSING else DASH,
+             docs.get(f.name, "")] for f in dataclasses.fields(cls)]
+    return "\n".join(table(["Field", "Default", "Meaning"], rows))
+
+
 def _subcommands() -> dict[str, tuple[str, argparse.ArgumentParser]]:
     """``trpo-claims``'s subcommands: name -> (one-line help, parser)."""
     from claims.cli import build_parser
@@ -433,6 +452,7 @@ RENDERERS: dict[str, Callable[[Context, Sequence[str]], str]] = {
     "catalogue": render_catalogue,
     "schema": render_schema,
     "cli": render_cli,
+    "config": render_config,
 }
 
 
