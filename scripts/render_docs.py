@@ -159,10 +159,15 @@ def committed_runs(root: Path) -> list[str]:
     return [r for r in rel if not r.startswith(FORK_CHECK_RUNS)]
 
 
+def _commit(results: Mapping[str, Any]) -> str:
+    git = (results.get("fingerprint") or {}).get("git") or {}
+    return (git.get("commit") or "unknown")[:7]
+
+
 def provenance(ctx: Context, run_dir: str) -> str:
     r = load_results(ctx, run_dir)
     git = (r.get("fingerprint") or {}).get("git") or {}
-    commit = (git.get("commit") or "unknown")[:7]
+    commit = _commit(r)
     tree = "dirty tree" if git.get("dirty") else "clean tree"
     impl = (r.get("implementation") or {}).get("name", "trpo_ref")
     cores = (r.get("fingerprint") or {}).get("cpu_count")
@@ -238,11 +243,13 @@ def render_matrix(ctx: Context, args: Sequence[str]) -> str:
         rows.append(cells)
     def report_links(tier: str) -> str:
         return ", ".join(link(ctx, run + "/report.md", run.removeprefix("reports/"))
+                         + f" (`{_commit(load_results(ctx, run))}`)"
                          for run in sources.get(tier, [])) or "none"
 
     used = "; ".join(f"{tier}: {report_links(tier)}" for tier in TIERS)
-    return "\n".join([*table(["Claim", *TIERS], rows), "",
-                      f"Reports read (trpo_ref, seed 0, controls on; the newest wins): {used}."])
+    note = ("Reports read (trpo_ref, seed 0, controls on; the newest wins), with the commit each "
+            f"ran at: {used}.")
+    return "\n".join([*table(["Claim", *TIERS], rows), "", note])
 
 
 def render_summary(ctx: Context, args: Sequence[str]) -> str:
@@ -275,7 +282,7 @@ def render_runs(ctx: Context, args: Sequence[str]) -> str:
     for run_dir in committed_runs(ctx.root):
         r = load_results(ctx, run_dir)
         git = (r.get("fingerprint") or {}).get("git") or {}
-        commit = f"`{(git.get('commit') or '?')[:7]}`" + (" (dirty)" if git.get("dirty") else "")
+        commit = f"`{_commit(r)}`" + (" (dirty)" if git.get("dirty") else "")
         controls = (counts(control_status(e) for e in r["claims"])
                     if r.get("controls", True) else "not run")
         rows.append([
@@ -472,6 +479,10 @@ def render_text(text: str, ctx: Context) -> str:
     def replace(m: re.Match[str]) -> str:
         return m["begin"] + render_region(ctx, m["name"]) + "\n" + m["end"]
 
+    markers = re.findall(r"<!-- (?:BEGIN|END) rendered:[a-z]", text)
+    if len(markers) != 2 * len(REGION.findall(text)):
+        raise ValueError(f"{ctx.doc}: a rendered region's BEGIN or END marker is missing or "
+                         "misspelled (each BEGIN rendered:NAME needs its END rendered:NAME)")
     return REGION.sub(replace, text)
 
 

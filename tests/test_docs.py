@@ -94,6 +94,13 @@ def test_an_unknown_region_kind_is_an_error_naming_it(render_docs, tmp_path):
         render_docs.render_text(region, ctx)
 
 
+def test_an_unclosed_region_is_an_error(render_docs, tmp_path):
+    ctx = render_docs.Context(root=tmp_path, doc=tmp_path / "README.md")
+    text = "<!-- BEGIN rendered:runs -->\nold\n<!-- END rendered:run -->\n"
+    with pytest.raises(ValueError, match="marker is missing or misspelled"):
+        render_docs.render_text(text, ctx)
+
+
 # --- one spelling of equations ---------------------------------------------------------------
 
 BAD_EQUATION_SPELLINGS = {
