@@ -345,13 +345,13 @@ def _catalogue_entry(d: Mapping[str, Any]) -> list[str]:
              f"- **Protocol:** {d['protocol']}",
              f"- **Rule:** {rule['statistic']} {rule_text(rule)}{alpha}. {rule['description']}",
              f"- **Negative control:** {d['negative_control']}",
-             "- **Budgets:** "
-             + "; ".join(f"{t}: {_budget_text(b)}" for t, b in d["budgets"].items())]
+             "- **Budgets:**", *(f"  - {t}: {_budget_text(b)}" for t, b in d["budgets"].items())]
     if d.get("comparison"):
         c = d["comparison"]
         margin = f"{c['margin']:g}" + (" (relative)" if c.get("relative") else "")
         lines.append(f"- **Compared by:** {c['statistic']}; better: {c['better']}; margin {margin}")
-    lines += [f"- **Departs from the paper:** {x}" for x in d.get("deviations") or []]
+    if d.get("deviations"):
+        lines += ["- **Departs from the paper:**", *(f"  - {x}" for x in d["deviations"])]
     return [*lines, ""]
 
 
