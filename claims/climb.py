@@ -510,9 +510,10 @@ class ClimbCrawl(_FamilyClaim):
         return {"kl penalty": crawl_arm(rounds), "trust region": trust_region_arm(rounds)}
 
     def traces(self, member: int, rounds: int, control: bool) -> dict[str, ClimbTrace]:
-        # Algorithm 1 reads no estimate: one run (member 0's) stands for every member.
+        # Algorithm 1 reads no estimate (its preset's estimate error is 0): member_trace runs
+        # it once for the whole family.
         variant = self.control_variant if control else ""
-        return {"kl penalty": member_trace(crawl_arm(rounds), 0, variant),
+        return {"kl penalty": member_trace(crawl_arm(rounds), member, variant),
                 "trust region": member_trace(trust_region_arm(rounds), member)}
 
     def member_values(self, traces: Mapping[str, ClimbTrace]) -> dict[str, float]:

@@ -343,10 +343,22 @@ VARIANTS: Mapping[str, tuple[Mapping[str, Rule], EstimateFn]] = {
 }
 
 
-@functools.lru_cache(maxsize=4096)
+# Variants whose advantage estimate ignores the bias pattern (every member runs the same climb).
+_IGNORE_BIAS = frozenset({"estimate-error-not-wired"})
+
+
 def member_trace(settings: ClimbSettings, member: int, variant: str = "") -> ClimbTrace:
     """The climb of family member ``member`` under ``settings`` (per-round columns only),
-    cached per process so claims sharing a run (the trust region at delta 0.02) run it once."""
+    cached per process so claims sharing a run (the trust region at delta 0.02) run it once.
+    Where the estimate cannot depend on the pattern (estimate error 0: A_hat = A + 0 exactly,
+    or a variant that drops the estimate) member 0's run stands for every member."""
+    if settings.estimate_error == 0.0 or variant in _IGNORE_BIAS:
+        member = 0
+    return _member_trace(settings, member, variant)
+
+
+@functools.lru_cache(maxsize=4096)
+def _member_trace(settings: ClimbSettings, member: int, variant: str) -> ClimbTrace:
     rules, estimate = VARIANTS[variant]
     return trace_climb(settings, bias=family_bias(member), rules=rules, estimate=estimate)
 
@@ -359,10 +371,10 @@ def member_trace(settings: ClimbSettings, member: int, variant: str = "") -> Cli
 # of the preset's claim (claims.climb: PRESET_STATISTICS); tests/test_climb_family.py re-derives
 # them. The crawl ignores the estimate (e = 0), so its pattern matters only after a switch.
 PRESET_MEMBERS: Mapping[str, int] = {
-    "overshoot": 0,
-    "trust-region": 0,
-    "crawl": 0,
-    "too-wide": 0,
+    "overshoot": 2,
+    "trust-region": 3,
+    "crawl": 5,
+    "too-wide": 4,
 }
 
 
