@@ -98,6 +98,7 @@ def test_preset_is_required_without_html(capsys):
 def test_html_usage_errors(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = climb(argv, capsys)
+    assert out == ""
     assert code == 2 and message in err and not list(tmp_path.iterdir())
 
 
