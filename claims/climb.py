@@ -98,8 +98,23 @@ def switch_arm(rounds: int) -> ClimbSettings:
     return arm("overshoot", rounds, switch_at=min(SWITCH_AT, rounds), switch_to=TRUST_REGION)
 
 
-def _budgets() -> dict[str, dict[str, Any] | None]:
-    return {tier: {"members": n, "rounds": ROUNDS} for tier, n in FAMILY_SIZES.items()}
+def _budgets(*, quick: bool = True) -> dict[str, dict[str, Any] | None]:
+    """Members and rounds per tier; ``quick=False``: no verdict at the quick tier."""
+    return {tier: None if tier == "quick" and not quick else {"members": n, "rounds": ROUNDS}
+            for tier, n in FAMILY_SIZES.items()}
+
+
+# Claims whose negative control came out INCONCLUSIVE over the quick family's 8 members on the
+# first run of the declared protocol (the interval over 8 members straddles the threshold): the
+# quick tier cannot tell the control from the real rule, so it gives no verdict there (SKIPPED,
+# with this reason) instead of a verdict no check could contradict. Statistic, threshold and
+# family are unchanged; standard (32 members) and full (128) judge them.
+NO_QUICK_VERDICT = (
+    "No quick budget: over the quick family's 8 members this claim's negative control came out "
+    "INCONCLUSIVE on the first run of the declared protocol (its interval straddles the "
+    "threshold), so the quick tier cannot tell the control from the real rule; judged at the "
+    "standard (32 members) and full (128) tiers."
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,7 +237,12 @@ class _FamilyClaim(Claim):
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
         budget = self.budget(tier)
         assert budget is not None
-        n, rounds = int(budget["members"]), int(budget["rounds"])
+        return self.run_family(int(budget["members"]), int(budget["rounds"]), tier=tier,
+                               control=control, seed=seed)
+
+    def run_family(self, n: int, rounds: int, *, tier: str = "", control: bool = False,
+                   seed: int = 0) -> Evidence:
+        """The protocol on members 0..n-1 (a tier's budget, or the presets' quick family)."""
         rows = []
         curves: dict[str, list[list[float]]] = {}
         shown = None
@@ -333,6 +353,8 @@ class ClimbOvershoot(_FamilyClaim):
     negative_control = _NO_TR_CONTROL
     control_variant = "trust-region-without-kl-test"
     control_arms = frozenset({"trust region"})
+    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _budgets(quick=False)
+    deviations = (NO_QUICK_VERDICT,)
     rule = DecisionRule(
         statistic="paired difference in P(fall >= 10 points under a promised gain), "
         "no trust region minus trust region (delta 0.02)",
@@ -418,6 +440,8 @@ class ClimbTrustRegion(_FamilyClaim):
     negative_control = _NO_TR_CONTROL
     control_variant = "trust-region-without-kl-test"
     control_arms = frozenset({"trust region"})
+    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _budgets(quick=False)
+    deviations = (NO_QUICK_VERDICT,)
     rule = DecisionRule(
         statistic="mean over members of the share of rising rounds before the fixed point",
         comparator=">=",
@@ -651,6 +675,8 @@ class ClimbSwitch(_FamilyClaim):
     )
     control_variant = "trust-region-without-kl-test"
     control_arms = frozenset({"switched"})
+    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _budgets(quick=False)
+    deviations = (NO_QUICK_VERDICT,)
     rule = DecisionRule(
         statistic=f"share of members with no fall >= {FALL_POINTS:g} point after the switch and "
         f"a final return >= {NEAR_TOP_PERCENT:g}%",
@@ -716,5 +742,5 @@ def pick_preset_member(slug: str) -> int:
     """Re-derive a preset's member: run its claim on the quick family and apply
     :func:`closest_to_median` to the declared statistic."""
     cls, column = PRESET_STATISTICS[slug]
-    evidence = cls().run("quick")
+    evidence = cls().run_family(FAMILY_SIZES["quick"], ROUNDS)
     return closest_to_median(evidence.data[column])
