@@ -132,3 +132,19 @@ def test_unknown_preset_lists_every_valid_name(capsys):
     _, _, err = climb(["--preset", "nope"], capsys)
     for p in PRESETS:
         assert p.name in err and p.slug in err
+
+
+def test_html_writes_the_explorer(capsys, tmp_path, monkeypatch):
+    import claims.climb_explorer as explorer
+
+    small = explorer.write_explorer
+
+    def write_small(path, **kwargs):  # the real page takes minutes: a 2-round grid of one knob
+        return small(path, rounds=2, deltas=(0.02,), errors=(0.05,), **kwargs)
+
+    monkeypatch.setattr(explorer, "write_explorer", write_small)
+    page = tmp_path / "climb.html"
+    code, out, err = climb(["--html", str(page), "--preset", "too-wide"], capsys)
+    assert code == 0 and f"wrote {page}" in out and "computing" in err
+    text = page.read_text(encoding="utf-8")
+    assert '"start_preset":"too-wide"' in text and "<svg id=\"chart\"" in text
