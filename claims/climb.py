@@ -187,7 +187,8 @@ def plot_climb(data: Mapping[str, Any], path: Path | str, *, title: str) -> Path
 def plot_family(curves: Mapping[str, list[list[float]]], path: Path, *, title: str) -> Path:
     """Every member's true return (seed's scale), one thin line each, one colour per arm."""
     plt = pyplot()
-    colours = [SAGE, CLAY, "#5b6fa8", GREY]
+    # not sage / clay: those mean "true return" / "surrogate" in the climb's figures
+    colours = ["#5b6fa8", "#c09a2a", "#a05195", GREY]
     fig, ax = plt.subplots(figsize=(7.5, 4.0))
     ax.axhline(100.0, color=GREY, ls="--", lw=1.0)
     for (name, runs), colour in zip(curves.items(), colours, strict=False):
