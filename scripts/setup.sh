@@ -4,7 +4,10 @@
 # torch is installed first, pinned to 2.13.0: pip then takes the CPU wheel (a bare `torch`
 # requirement would pull a multi-GB CUDA build). Running this again is quick: a step whose
 # result is already in place is skipped. Set PYTHON to choose the interpreter (>= 3.11), and
-# TORCH_INDEX_URL to fetch the CPU wheel from an index of your choice.
+# TORCH_INDEX_URL to fetch the CPU wheel from an index of your choice. Set TRPO_CLAIMS_BROWSER=1
+# to also install Debian's chromium and chromium-driver (the climb explorer's browser test) when
+# /usr/bin/chromium is absent and this runs as root (CI does; elsewhere the test is skipped with
+# the reason).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -42,5 +45,16 @@ else
     echo "setup: installing trpo-claims (editable) with test extras"
     "$py" -m pip install --quiet -e '.[test]'
     echo "$want" >"$stamp"
+fi
+if [ "${TRPO_CLAIMS_BROWSER:-0}" = "1" ]; then
+    if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+        echo "setup: chromium and chromedriver already installed"
+    elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        echo "setup: installing chromium and chromium-driver (apt-get)"
+        apt-get update -qq && apt-get install -y -qq chromium chromium-driver
+    else
+        echo "setup: TRPO_CLAIMS_BROWSER=1 but /usr/bin/chromium is absent and this is not root" \
+            "with apt-get: the browser tests will be skipped" >&2
+    fi
 fi
 echo "setup: done; run .venv/bin/trpo-claims --help"
