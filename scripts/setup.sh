@@ -51,6 +51,7 @@ if [ "${TRPO_CLAIMS_BROWSER:-0}" = "1" ]; then
         echo "setup: chromium and chromedriver already installed"
     elif [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
         echo "setup: installing chromium and chromium-driver (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq && apt-get install -y -qq chromium chromium-driver
     else
         echo "setup: TRPO_CLAIMS_BROWSER=1 but /usr/bin/chromium is absent and this is not root" \
