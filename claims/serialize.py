@@ -92,6 +92,11 @@ class InputError(ValueError):
     message is one sentence naming the file; the command line prints it and exits 2."""
 
 
+class MissingInputError(InputError, FileNotFoundError):
+    """An :class:`InputError` for a file or directory that is not there (also a
+    FileNotFoundError, for callers that catch that)."""
+
+
 def load_json(path: Path | str, what: str = "a JSON file") -> Any:
     """The parsed JSON of ``path``, or :class:`InputError` naming the file and what is wrong
     with it (missing, a directory, unreadable, empty, not UTF-8, not JSON: with line and
@@ -102,7 +107,7 @@ def load_json(path: Path | str, what: str = "a JSON file") -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file (expected {what})") from None
+        raise MissingInputError(f"{path}: no such file (expected {what})") from None
     except UnicodeDecodeError:
         raise InputError(f"{path}: not text, so not {what}") from None
     except OSError as error:

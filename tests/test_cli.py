@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from toy_claims import EXPECTED, toy_claims
 
 from claims import registry
 from claims.cli import SUBCOMMANDS, main
+
+
+def only_run_dir(root: Path, tier: str = "quick") -> Path:
+    """The one default run directory (runs/TIER-YYYYMMDD-HHMMSS) under ``root``."""
+    (run_dir,) = (root / "runs").glob(f"{tier}-*")
+    return run_dir
 
 
 @pytest.fixture
@@ -91,23 +99,53 @@ def test_run_exit_status(toys, claim_ids, fail_on, status):
     if fail_on:
         argv += ["--fail-on", *fail_on]
     assert main(argv) == status
-    results = json.loads((toys / "reports" / "quick" / "results.json").read_text())
+    results = json.loads((only_run_dir(toys) / "results.json").read_text())
     assert [entry["id"] for entry in results["claims"]] == claim_ids
 
 
 def test_run_all_claims_with_defaults(toys, capsys):
     assert main(["run"]) == 1  # toy.raise errors
     captured = capsys.readouterr()
+    run_dir = only_run_dir(toys)
+    assert re.fullmatch(r"quick-\d{8}-\d{6}", run_dir.name)
     assert "[1/7] toy.pass ... SUPPORTED" in captured.out
-    assert ("wrote reports/quick/results.json, reports/quick/report.md and "
-            "reports/quick/report.html") in captured.out
+    assert (f"wrote {run_dir.relative_to(toys)}/results.json, {run_dir.relative_to(toys)}/report.md"
+            f" and {run_dir.relative_to(toys)}/report.html") in captured.out
     assert "WARNING: The negative control of `toy.leaky`" in captured.err
     assert "exit 1 because: toy.raise: ERROR; toy.raise: negative control ERROR" in captured.err
-    results = json.loads((toys / "reports" / "quick" / "results.json").read_text())
+    results = json.loads((run_dir / "results.json").read_text())
     assert results["command"] == [
-        "trpo-claims", "run", "--tier", "quick", "--seed", "0", "--out", "reports/quick",
+        "trpo-claims", "run", "--tier", "quick", "--seed", "0", "--out", f"runs/{run_dir.name}",
     ]  # fmt: skip
     assert results["fingerprint"]["argv"] != []
+    assert results["execution"]["cache"] == f"runs/{run_dir.name}/jobs"  # its own, fresh cache
+
+
+def test_default_runs_never_overwrite_each_other(toys):
+    """Two default runs of the same plan: the second one finds the first complete and writes a
+    new directory beside it (the issue: the main command rewrote the committed reports)."""
+    assert main(["run", "--claim", "toy.pass"]) == 0
+    first = only_run_dir(toys)
+    before = (first / "results.json").read_text()
+    assert main(["run", "--claim", "toy.pass"]) == 0
+    dirs = sorted((toys / "runs").iterdir())
+    assert len(dirs) == 2 and dirs[0] == first
+    assert (first / "results.json").read_text() == before
+
+
+def test_default_run_dir_is_ignored_by_git():
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["git", "check-ignore", "-q", "runs/quick-20260101-000000/results.json"],
+                          cwd=repo, check=False)
+    assert done.returncode == 0, "runs/ must be git-ignored: the user's runs are not the repo's"
+
+
+def test_the_recorded_command_names_the_cache(toys, tmp_path):
+    assert main(["run", "--claim", "toy.pass", "--out", "out", "--cache", "shared-jobs"]) == 0
+    results = json.loads((toys / "out" / "results.json").read_text())
+    assert results["command"] == ["trpo-claims", "run", "--tier", "quick", "--seed", "0", "--out",
+                                  "out", "--cache", "shared-jobs", "--claim", "toy.pass"]
+    assert results["execution"]["cache"] == "shared-jobs"
 
 
 def test_run_options_reach_the_results(toys):
@@ -160,7 +198,8 @@ def test_report_regenerates_identical_markdown(toys, capsys):
 
 def test_report_without_results_exits_2(toys, capsys):
     assert main(["report", "nowhere"]) == 2
-    assert "no results.json in nowhere" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("trpo-claims report: error: nowhere: no such directory "
+                                       "(expected a run directory with results.json)\n")
 
 
 def test_no_subcommand_prints_help_and_exits_2(capsys):

@@ -10,7 +10,7 @@ import pytest
 from toy_claims import EXPECTED, PassingClaim, ToyClaim, toy_claims
 
 from claims.core import Evidence, Verdict
-from claims.report import render_markdown
+from claims.report import fmt_seconds, render_markdown
 from claims.runner import (
     FAIL_ON_CHOICES,
     SCHEMA_VERSION,
@@ -127,10 +127,19 @@ def test_progress_lines(full_run):
     lines = progress.splitlines()
     assert lines[0].startswith("running 7 claims at the quick tier (seed 3)")
     assert lines[1].startswith("[1/7] toy.pass ... SUPPORTED (min margin = 1; rule >= 0)")
-    assert lines[1].endswith("| control: REFUTED")
+    assert "| control: REFUTED | " in lines[1]
     leaky = next(line for line in lines if "toy.leaky" in line)
-    assert leaky.endswith("| control: SUPPORTED (must be REFUTED!)")
+    assert "| control: SUPPORTED (must be REFUTED!) | " in leaky
     assert "figures failed: RuntimeError" in next(line for line in lines if "toy.fail" in line)
+
+
+def test_each_progress_line_ends_with_the_reports_runtime(full_run):
+    """The time printed per claim is the report's Runtime (claim + control + figures), not the
+    claim's run alone."""
+    results, progress, _ = full_run
+    lines = {line.split()[1]: line for line in progress.splitlines() if line.startswith("[")}
+    for entry in results["claims"]:
+        assert lines[entry["id"]].endswith(f"| {fmt_seconds(entry['runtime_s']['total'])}")
 
 
 def test_report_has_table_warnings_and_sections(full_run):
