@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from toy_claims import EXPECTED, PassingClaim, ToyClaim, toy_claims
@@ -14,11 +16,13 @@ from claims.report import fmt_seconds, render_markdown
 from claims.runner import (
     FAIL_ON_CHOICES,
     SCHEMA_VERSION,
+    RunInterrupted,
     failure_reasons,
     load_results,
     rerender_report,
     run_claims,
 )
+from claims.serialize import InputError
 
 ENTRY_KEYS = {
     "id", "description", "budget", "verdict", "evidence", "error", "control", "runtime_s",
@@ -146,9 +150,9 @@ def test_report_has_table_warnings_and_sections(full_run):
     _, _, out = full_run
     report = (out / "report.md").read_text()
     assert report.startswith("# trpo-claims report: quick tier")
-    assert "| Claim | Title | Source | Kind | Statistic | Rule | Estimate | CI | n |" in report
-    assert "| `toy.pass` | A toy claim that holds |" in report
-    warnings = report.split("## WARNING")[1].split("## Verdicts")[0]
+    assert "| Claim | Title | Verdict | Estimate [CI] | Rule | n | Control | Runtime |" in report
+    assert "| [`toy.pass`](#claim-toy.pass) | A toy claim that holds | **SUPPORTED** |" in report
+    warnings = report.split("## WARNING")[1].split("## Overview")[0]
     assert "`toy.leaky` came out **SUPPORTED**, not REFUTED" in warnings
     assert "`toy.raise` raised an ERROR" in warnings
     assert "`toy.pass`" not in warnings
@@ -217,12 +221,89 @@ class InterruptingClaim(ToyClaim):
 
 
 def test_an_interrupted_run_keeps_the_claims_already_judged(tmp_path):
-    with pytest.raises(KeyboardInterrupt):
-        run_claims([PassingClaim(), InterruptingClaim()], tier="quick", seed=0, out_dir=tmp_path)
+    claims = [PassingClaim(), InterruptingClaim(), *toy_claims("toy.fail")]
+    with pytest.raises(RunInterrupted) as stopped:
+        run_claims(claims, tier="quick", seed=0, out_dir=tmp_path)
+    assert isinstance(stopped.value, KeyboardInterrupt)  # callers that catch Ctrl-C still do
+    assert (stopped.value.signal_name, stopped.value.exit_status) == ("SIGINT", 130)
     partial = load_results(tmp_path)
-    assert partial["complete"] is False
+    assert partial["complete"] is False and partial["interrupted"] == "SIGINT"
     assert [e["id"] for e in partial["claims"]] == ["toy.pass"]
-    assert "did not finish" in render_markdown(partial)
+    assert "interrupted (SIGINT) after 1 of 3 claims" in render_markdown(partial)
+    assert "interrupted (SIGINT) after 1 of 3 claims" in (tmp_path / "report.html").read_text()
+
+
+class ResultsSpy(ToyClaim):
+    """Reads results.json of its run directory while it runs (what a person looking at the
+    directory mid-run would see)."""
+
+    id = "toy.spy"
+    seen: ClassVar[list[dict]] = []
+
+    def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
+        if not control:
+            self.seen.append(load_results(self.out_dir))
+        return super().run(tier, control=control, seed=seed)
+
+
+def test_the_run_directory_is_marked_in_progress_before_any_work(tmp_path):
+    """An earlier complete run in the same directory is replaced at the start, not left
+    looking current while the new run works (the issue: a Ctrl-C left complete: true)."""
+    run_claims(toy_claims("toy.fail"), tier="quick", seed=0, out_dir=tmp_path)
+    assert (tmp_path / "figures").exists() is True
+    spy = ResultsSpy()
+    spy.out_dir = tmp_path
+    stream = io.StringIO()
+    run_claims([PassingClaim(), spy], tier="quick", seed=0, out_dir=tmp_path, progress=stream)
+    (during,) = ResultsSpy.seen
+    assert during["complete"] is False and during["planned_claims"] == ["toy.pass", "toy.spy"]
+    assert [e["id"] for e in during["claims"]] == ["toy.pass"]
+    assert f"{tmp_path} holds a complete run (started " in stream.getvalue()
+    assert "replacing it" in stream.getvalue()
+
+
+def test_a_rerun_of_an_unfinished_run_resumes_and_restart_does_not(tmp_path):
+    claims = [PassingClaim(), InterruptingClaim()]
+    with pytest.raises(RunInterrupted):
+        run_claims(claims, tier="quick", seed=0, out_dir=tmp_path)
+    first = load_results(tmp_path)["claims"][0]
+    # the same plan again: toy.pass is kept, not run again (the second claim interrupts again)
+    stream = io.StringIO()
+    with pytest.raises(RunInterrupted):
+        run_claims(claims, tier="quick", seed=0, out_dir=tmp_path, progress=stream)
+    assert "resuming the interrupted run" in stream.getvalue()
+    assert load_results(tmp_path)["claims"][0] == first
+    assert len(load_results(tmp_path)["attempts"]) == 2
+    stream = io.StringIO()
+    with pytest.raises(RunInterrupted):
+        run_claims(claims, tier="quick", seed=0, out_dir=tmp_path, progress=stream,
+                   restart=True)
+    assert "resuming" not in stream.getvalue() and "replacing it" in stream.getvalue()
+    assert len(load_results(tmp_path)["attempts"]) == 1
+
+
+def test_a_different_plan_does_not_resume(tmp_path):
+    with pytest.raises(RunInterrupted):
+        run_claims([PassingClaim(), InterruptingClaim()], tier="quick", seed=0, out_dir=tmp_path)
+    stream = io.StringIO()
+    result = run_claims([PassingClaim()], tier="quick", seed=1, out_dir=tmp_path,
+                        progress=stream)
+    assert "an unfinished run of another plan" in stream.getvalue()
+    assert result.results["complete"] is True and len(result.results["attempts"]) == 1
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "not valid JSON"),
+    ('{"claims": []}', "not a trpo-claims results.json (no 'tier' field)"),
+    ("[]", "not a trpo-claims results.json (a JSON list, not an object)"),
+])
+def test_a_run_directory_holding_something_else_is_not_overwritten(tmp_path, content, message):
+    (tmp_path / "results.json").write_text(content)
+    with pytest.raises(InputError, match=re.escape(message)):
+        run_claims([PassingClaim()], tier="quick", seed=0, out_dir=tmp_path)
+    assert (tmp_path / "results.json").read_text() == content
+    result = run_claims([PassingClaim()], tier="quick", seed=0, out_dir=tmp_path, restart=True)
+    assert result.results["complete"] is True
 
 
 @pytest.mark.parametrize(
