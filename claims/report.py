@@ -595,8 +595,8 @@ th { background: #f0f0ec; }
 td { overflow-wrap: anywhere; }
 .wide { display: block; max-width: 100%; overflow-x: auto; }
 table.verdicts { width: 100%; table-layout: fixed; }
-table.verdicts col.c-claim { width: 27%; } table.verdicts col.c-verdict { width: 9.5rem; }
-table.verdicts col.c-estimate { width: 15%; } table.verdicts col.c-n { width: 3.5rem; }
+table.verdicts col.c-claim { width: 27%; } table.verdicts col.c-verdict { width: 9rem; }
+table.verdicts col.c-estimate { width: 15%; } table.verdicts col.c-n { width: 5rem; }
 table.verdicts col.c-control { width: 11rem; } table.verdicts col.c-runtime { width: 5.5rem; }
 .claim-title { display: block; font-size: 13px; color: #555; }
 .status { font-weight: 600; white-space: nowrap; }
