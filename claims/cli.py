@@ -75,7 +75,7 @@ def _claims_by_id(ids: Sequence[str]) -> list[Claim]:
 
 def unknown_claim_message(claim_id: str, known: Sequence[str]) -> str:
     """``no claim with id 'x'; did you mean ...?`` then the known ids, one family a line."""
-    close = difflib.get_close_matches(claim_id, known, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(claim_id, known, n=3, cutoff=0.8)
     # a bare name matches its family's ids too: "theorem1" -> "theory.theorem1"
     close += [k for k in known if k.split(".", 1)[-1] == claim_id and k not in close]
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
@@ -521,8 +521,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a file named on the command line: missing, a directory, no access
         if exc.filename is None:
             raise
-        print(f"{PROG} {args.subcommand}: error: {exc.filename}: {exc.strerror or exc}",
-              file=sys.stderr)
+        problem = (f"exists and is not a directory ({exc.strerror})"
+                   if isinstance(exc, FileExistsError | NotADirectoryError)
+                   else exc.strerror or str(exc))
+        print(f"{PROG} {args.subcommand}: error: {exc.filename}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # a subcommand without its own clean stop (run has one)
         print(f"{PROG} {args.subcommand}: interrupted", file=sys.stderr)

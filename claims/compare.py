@@ -110,10 +110,11 @@ def _checked_side(data: Any, path: Path, spec: str) -> dict[str, Any]:
     claims = data.get("claims")
     if isinstance(claims, list):  # a results.json
         for i, entry in enumerate(claims):
-            if not (isinstance(entry, dict) and "id" in entry
-                    and isinstance(entry.get("verdict"), dict) and "status" in entry["verdict"]):
+            verdict = entry.get("verdict") if isinstance(entry, dict) else None
+            if not (isinstance(verdict, dict) and "id" in entry
+                    and all(k in verdict for k in ("status", "statistic", "value"))):
                 raise InputError(f"{path}: a results.json whose claim entry {i} has no id or "
-                                 "verdict status")
+                                 "verdict (status, statistic, value)")
         return baseline_from_results(data, spec)
     if not isinstance(claims, dict):
         raise InputError(f"{path}: {kind} (no 'claims' field)" if claims is None else

@@ -224,3 +224,107 @@ def test_show_lists_a_claims_deviations(capsys):
     assert main(["show", "empirical.delta_transfers"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # undo the wrapping
     assert "Deviations from the paper:" in out and "(Spinning Up)" in out
+
+
+# --- errors: one line naming the file and the problem, exit 2 ----------------------------------
+
+def _write(root: Path, files: dict[str, str | None]) -> None:
+    """Create ``files`` under ``root``: text content, or None for an (empty) directory."""
+    for name, content in files.items():
+        path = root / name
+        if content is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+
+
+RESULTS_WITHOUT_CLAIMS = '{"schema_version": 1, "tier": "quick"}'
+A_RESULT = ('{"tier": "quick", "seed": 0, "command": ["trpo-claims"], "claims": [{"id": "toy.pass",'
+            ' "verdict": {"status": "SUPPORTED", "statistic": "min margin", "value": 1.0}}]}')
+
+
+@pytest.mark.parametrize(("argv", "files", "expected"), [
+    # the issue's case: two files that are not JSON (a traceback and exit 1 before)
+    (["compare", "pyproject.toml", "README.md"], {"pyproject.toml": "[project]\n",
+                                                  "README.md": "# hi\n"},
+     "pyproject.toml: not valid JSON (Expecting value at line 1, column 2)"),
+    (["compare", "base.json", "cand.json"], {"base.json": '{"name": "x"}', "cand.json": "{}"},
+     "base.json: neither a baseline nor a results.json (no 'claims' field)"),  # KeyError before
+    (["compare", "base.json", "cand.json"], {"base.json": "", "cand.json": "{}"},
+     "base.json: is empty"),
+    (["compare", "empty", "empty"], {"empty": None},
+     "empty: a directory without results.json, so not a run directory"),
+    (["compare", "nightly", "nightly"], {},
+     "'nightly' is neither a saved baseline in .trpo-claims/baselines"),
+    (["compare", "run", "run"], {"run/results.json": '{"tier": "quick", "claims": [{"id": 1}]}'},
+     "run/results.json: a results.json whose claim entry 0 has no id or verdict (status,"),
+    (["report", "run"], {"run/results.json": "[project]"}, "run/results.json: not valid JSON"),
+    (["report", "run"], {"run/results.json": '{"tier": "quick", "claims": [{"id"'},
+     "run/results.json: not valid JSON"),  # truncated: a parser message naming no file before
+    (["report", "run"], {"run/results.json": RESULTS_WITHOUT_CLAIMS},
+     "run/results.json: not a trpo-claims results.json (no 'claims' field)"),
+    (["report", "run"], {"run/results.json": '{"tier": "quick", "claims": {}}'},
+     "run/results.json: not a trpo-claims results.json ('claims' is not a list)"),
+    (["report", "run"], {"run/results.json": A_RESULT.replace('"tier"', '"schema_version": 9, '
+                                                              '"tier"')},
+     "run/results.json: schema_version 9; this trpo-claims reads version 1"),
+    (["report", "empty"], {"empty": None},
+     "empty: not a run directory (it is empty; expected empty/results.json)"),
+    (["report", "README.md"], {"README.md": "# hi\n"}, "README.md: not a directory"),
+    (["run", "--claim", "toy.pass", "--out", "afile"], {"afile": "x"},
+     "afile: exists and is not a directory"),
+    (["run", "--claim", "toy.pass", "--out", "run"], {"run/results.json": "{oops"},
+     "run/results.json: not valid JSON"),
+    (["run", "--claim", "toy.pass", "--cache", "afile"], {"afile": "x"},
+     "afile: not a directory, so it cannot be a job cache (--cache)"),
+    (["train", "--env", "CartPole-v1", "--steps", "100", "--out", "afile"], {"afile": "x"},
+     "afile: exists and is not a directory"),
+])
+def test_bad_inputs_are_one_line_naming_the_file_and_exit_2(toys, capsys, argv, files, expected):
+    _write(toys, files)
+    before = {p: p.read_bytes() for p in toys.rglob("*") if p.is_file()}
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"trpo-claims {argv[0]}: error: {expected}"), err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert {p: p.read_bytes() for p in before} == before  # nothing of the user's was touched
+
+
+def test_compare_still_exits_1_only_for_a_regression(toys, capsys):
+    """Exit 1 keeps its meaning, "the check found something": equal runs exit 0."""
+    _write(toys, {"run/results.json": A_RESULT})
+    assert main(["compare", "run", "run"]) == 0
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"trpo-claims \S+( \(commit [0-9a-f]{12}(, dirty)?\))?\n", out), out
+
+
+def test_an_unknown_claim_id_suggests_the_closest_and_lists_ids_by_family(toys, capsys):
+    assert main(["show", "toy.pas"]) == 2
+    err = capsys.readouterr().err
+    first, *rest = err.splitlines()
+    assert first == ("trpo-claims show: error: no claim with id 'toy.pas'; did you mean "
+                     "'toy.pass'?")
+    assert rest[0] == "known ids (`trpo-claims list` describes them):"
+    assert rest[1].startswith("  toy: toy.fail, toy.inconclusive, ")
+
+
+def test_a_bare_claim_name_suggests_its_family_id():
+    from claims.cli import unknown_claim_message
+
+    message = unknown_claim_message("theorem1", ["theory.theorem1", "theory.surrogate_gradient"])
+    assert message.startswith("no claim with id 'theorem1'; did you mean 'theory.theorem1'?")
+    assert "\n  theory: theory.surrogate_gradient, theory.theorem1" in message
+
+
+def test_ctrl_c_in_a_subcommand_is_one_line_and_exit_130(toys, capsys, monkeypatch):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(registry, "all_claims", interrupted)
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err == "trpo-claims list: interrupted\n"
