@@ -35,7 +35,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from claims.serialize import read_json, to_jsonable, write_json_atomic, write_text_atomic
+from claims.serialize import (
+    InputError,
+    load_json,
+    to_jsonable,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 EXECUTORS = ("serial", "process", "ray")
 SOURCE_PACKAGES = ("trpo_ref",)  # what every job's result may depend on
@@ -239,8 +245,17 @@ class Replay:
 def made_by_current_code(path: str | Path) -> bool:
     """Whether the cache file ``path`` was written by the code now checked out (its job's
     :func:`job_code_version`); a replay of any other record may differ without a bug."""
-    record = read_json(Path(path))
+    record = _load_record(path)
     return bool(record["code"] == job_code_version(record["job"]["fn"]))
+
+
+def _load_record(path: str | Path) -> dict[str, Any]:
+    """A cache record read from ``path``; InputError naming the file when it is not one."""
+    record = load_json(path, "a job-cache record")
+    if not isinstance(record, dict) or any(f not in record for f in RECORD_FIELDS) or not (
+            isinstance(record["job"], dict) and "fn" in record["job"]):
+        raise InputError(f"{path}: not a job-cache record (needs {', '.join(RECORD_FIELDS)})")
+    return record
 
 
 def replay(path: str | Path) -> Replay:
@@ -248,7 +263,7 @@ def replay(path: str | Path) -> Replay:
     as JSON (what the cache stores), skipping :data:`TIMING_FIELDS`. Jobs are seeded, so on the
     same machine and code (see :func:`made_by_current_code`) every field must be identical: the
     determinism audit of a cache."""
-    record = read_json(Path(path))
+    record = _load_record(path)
     job = Job(**record["job"])
     result, wall_s = _timed(job)
     fresh = json.loads(json.dumps(result))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 
 import pytest
@@ -236,3 +237,28 @@ def test_replay_reproduces_a_cached_job_and_names_a_tampered_field(tmp_path):
     record["code"] = "other"
     path.write_text(json.dumps(record))
     assert not made_by_current_code(path)
+
+
+def test_replay_script_names_a_file_that_is_not_a_record_and_exits_2(tmp_path, capsys,
+                                                                     load_script):
+    (tmp_path / "broken.json").write_text('{"job": ')
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    assert load_script("replay_jobs").main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"replay_jobs: {tmp_path / 'broken.json'}: not valid JSON")
+    assert err[1] == (f"replay_jobs: {tmp_path / 'other.json'}: not a job-cache record "
+                      "(needs job, code, wall_s, result)")
+    assert err[2] == "2 records, 0 differing, 2 unreadable"
+
+
+def test_an_interrupt_terminates_the_pool_workers(tmp_path):
+    """Ctrl-C while jobs run on the pool: the workers are stopped, not left training."""
+    jobs = jobs_of("square", range(4))
+
+    def interrupt(done, total, job, wall_s):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, JobCache(tmp_path, version="v"), executor="process", max_workers=2,
+                 progress=interrupt)
+    assert multiprocessing.active_children() == []
