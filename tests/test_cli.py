@@ -7,12 +7,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
-from toy_claims import EXPECTED, toy_claims
+from toy_claims import EXPECTED, ToyClaim, toy_claims
 
 from claims import registry
 from claims.cli import SUBCOMMANDS, main
+from claims.core import Evidence
 
 
 def only_run_dir(root: Path, tier: str = "quick") -> Path:
@@ -328,3 +330,32 @@ def test_ctrl_c_in_a_subcommand_is_one_line_and_exit_130(toys, capsys, monkeypat
     monkeypatch.setattr(registry, "all_claims", interrupted)
     assert main(["list"]) == 130
     assert capsys.readouterr().err == "trpo-claims list: interrupted\n"
+
+
+class _InterruptOnce(ToyClaim):
+    """Stops the run with Ctrl-C the first time it runs (a user pressing it mid-run)."""
+
+    id = "toy.interrupt-once"
+    interrupted: ClassVar[list[bool]] = []
+
+    def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
+        if not self.interrupted:
+            self.interrupted.append(True)
+            raise KeyboardInterrupt
+        return super().run(tier, control=control, seed=seed)
+
+
+def test_rerunning_the_default_command_resumes_the_interrupted_run(toys, monkeypatch, capsys):
+    claims = {c.id: c for c in [*toy_claims("toy.pass"), _InterruptOnce()]}
+    monkeypatch.setattr(registry, "_REGISTRY", claims)
+    assert main(["run"]) == 130
+    run_dir = only_run_dir(toys)
+    err = capsys.readouterr().err
+    assert err == (f"trpo-claims: SIGINT: stopped after 1 of 2 claims; {run_dir.relative_to(toys)}"
+                   f"/results.json has them (complete: false); resume with: trpo-claims run "
+                   f"--tier quick --seed 0 --out runs/{run_dir.name}\n")
+    assert main(["run"]) == 0  # the same command: the newest run of this plan is resumed
+    assert only_run_dir(toys) == run_dir
+    assert f"resuming the interrupted run in runs/{run_dir.name}: 1 of 2" in capsys.readouterr().out
+    assert main(["run", "--seed", "1"]) == 0  # another plan: a new directory
+    assert len(list((toys / "runs").iterdir())) == 2
