@@ -82,7 +82,10 @@ def unknown_claim_message(claim_id: str, known: Sequence[str]) -> str:
     families: dict[str, list[str]] = {}
     for cid in known:
         families.setdefault(cid.split(".", 1)[0], []).append(cid)
-    listing = "\n".join(f"  {family}: {', '.join(sorted(ids))}"
+    listing = "\n".join(textwrap.fill(", ".join(sorted(ids)), width=100,
+                                      initial_indent=f"  {family}: ",
+                                      subsequent_indent=" " * (4 + len(family)),
+                                      break_on_hyphens=False)
                         for family, ids in families.items())
     return (f"no claim with id {claim_id!r}{hint}\nknown ids (`{PROG} list` describes them):\n"
             f"{listing or '  (none registered)'}")
