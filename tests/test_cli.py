@@ -282,6 +282,7 @@ A_RESULT = ('{"tier": "quick", "seed": 0, "command": ["trpo-claims"], "claims": 
      "afile: not a directory, so it cannot be a job cache (--cache)"),
     (["train", "--env", "CartPole-v1", "--steps", "100", "--out", "afile"], {"afile": "x"},
      "afile: exists and is not a directory"),
+    (["bench", "--json", "adir"], {"adir": None}, "adir: is a directory; --json takes a file"),
 ])
 def test_bad_inputs_are_one_line_naming_the_file_and_exit_2(toys, capsys, argv, files, expected):
     _write(toys, files)
