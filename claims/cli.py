@@ -33,6 +33,7 @@ from claims.runner import (
     FAIL_ON_CHOICES,
     REPORT_FILE,
     REPORT_HTML_FILE,
+    RESULTS_FILE,
     RunInterrupted,
     failure_reasons,
     load_results,
@@ -366,10 +367,17 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    results = load_results(args.run_dir)
+    try:
+        markdown = render_markdown(results)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a field missing or odd
+        raise InputError(f"{args.run_dir / RESULTS_FILE}: not a complete trpo-claims "
+                         f"{RESULTS_FILE} ({type(exc).__name__}: {exc}); nothing was "
+                         "written") from None
     if args.stdout:
-        sys.stdout.write(render_markdown(load_results(args.run_dir)))
+        sys.stdout.write(markdown)
     else:
-        print("wrote " + " and ".join(str(p) for p in write_reports(args.run_dir)))
+        print("wrote " + " and ".join(str(p) for p in write_reports(args.run_dir, results)))
     return EXIT_OK
 
 

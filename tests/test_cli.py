@@ -271,6 +271,8 @@ A_RESULT = ('{"tier": "quick", "seed": 0, "command": ["trpo-claims"], "claims": 
     (["report", "run"], {"run/results.json": A_RESULT.replace('"tier"', '"schema_version": 9, '
                                                               '"tier"')},
      "run/results.json: schema_version 9; this trpo-claims reads version 1"),
+    (["report", "run"], {"run/results.json": A_RESULT},
+     "run/results.json: not a complete trpo-claims results.json (KeyError: 'description')"),
     (["report", "empty"], {"empty": None},
      "empty: not a run directory (it is empty; expected empty/results.json)"),
     (["report", "README.md"], {"README.md": "# hi\n"}, "README.md: not a directory"),
