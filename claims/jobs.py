@@ -283,7 +283,8 @@ class ProgressPrinter:
     """Default progress, on stderr: one line per job trained, ``[k/N] label (wall time; elapsed,
     about T left)``, with one counter for everything this printer sees (N grows when a later
     :func:`run_jobs` call brings jobs to train), and the jobs read from the cache summarized in
-    one line per call that also trains (or the first call), never one line each. The time left
+    one line (``26 trainings: 23 read from the cache, 3 to train``) per call that trains (and
+    on the first call), never one line each. The time left
     is the remaining jobs at the rate jobs have been finishing since the first one started."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -297,9 +298,8 @@ class ProgressPrinter:
     def begin(self, total: int, cached: int) -> None:
         """Called by :func:`run_jobs` once per call: ``total`` jobs, ``cached`` of them read."""
         pending = total - cached
-        if cached and (pending or self.calls == 0):
-            self._say(f"{cached} of {total} trainings read from the cache"
-                      + (f"; {pending} to train" if pending else ""))
+        if total and (pending or self.calls == 0):
+            self._say(f"{total} trainings: {cached} read from the cache, {pending} to train")
         self.calls += 1
         self.to_train += pending
         if pending and self.started is None:

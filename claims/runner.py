@@ -592,8 +592,7 @@ def _run_claims(
         todo = [claim for claim, cid in zip(claims, ids, strict=True) if cid not in kept]
         planned = claim_jobs(todo, tier, controls)
         trainings = planned if current_execution().train else []
-        if trainings:
-            say(f"training {len(trainings)} jobs first\n")
+        if trainings:  # first, all together (the progress printer says how many are cached)
             try:
                 run_in_context(trainings)
             except Exception as exc:  # each claim that needs the failed job reports the error

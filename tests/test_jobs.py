@@ -192,7 +192,7 @@ def test_progress_lines_count_and_estimate_time_left(tmp_path, capsys):
     capsys.readouterr()
     run_jobs(jobs, cache)
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "1 of 3 trainings read from the cache; 2 to train"  # one line, not one each
+    assert lines[0] == "3 trainings: 1 read from the cache, 2 to train"  # one line, not one each
     assert lines[1].startswith("[1/2] c t a seed 1 (") and "left)" in lines[1]
     assert lines[2].startswith("[2/2] c t a seed 2 (") and len(lines) == 3
 
@@ -209,8 +209,10 @@ def test_one_progress_counter_across_the_calls_of_a_run(tmp_path):
     run_jobs(jobs[:2], cache, progress=printer)  # all cached: silent
     run_jobs(jobs, cache, progress=printer)
     lines = stream.getvalue().splitlines()
-    assert [line.split(" ", 1)[0] for line in lines] == ["[1/2]", "[2/2]", "2", "[3/4]", "[4/4]"]
-    assert lines[2] == "2 of 4 trainings read from the cache; 2 to train"
+    assert [line.split(" ", 1)[0] for line in lines] == ["2", "[1/2]", "[2/2]", "4", "[3/4]",
+                                                         "[4/4]"]
+    assert lines[0] == "2 trainings: 0 read from the cache, 2 to train"
+    assert lines[3] == "4 trainings: 2 read from the cache, 2 to train"
 
 
 def test_job_code_version_covers_trpo_ref_and_the_job_module_only():
