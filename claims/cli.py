@@ -421,7 +421,9 @@ SUBCOMMANDS: list[Subcommand] = [
         description="Run claims and their negative controls at a tier's budget, printing "
         "progress, and write RUN_DIR/results.json, RUN_DIR/report.md and RUN_DIR/figures/. "
         "Exit status: 0 when every claim ran, whatever its verdict; 1 if any claim or control "
-        "raised an ERROR, or on an outcome named with --fail-on; 2 on a usage error.",
+        "raised an ERROR, or on an outcome named with --fail-on; 2 on a usage error or a bad "
+        "input file; 130 / 143 when Ctrl-C / SIGTERM stopped it (what was judged is kept in "
+        "results.json; the same command resumes).",
     ),
     Subcommand(
         "report",
