@@ -66,11 +66,12 @@ def _dead(pid: int, timeout: float = 10.0) -> bool:
 def test_a_signal_stops_the_run_cleanly_and_the_same_command_resumes(tmp_path, sig, hang, jobs):
     out = tmp_path / "run"
     argv = ["run", "--out", str(out), "--jobs", str(jobs)]
-    # an earlier, complete run of another plan in the same directory
-    earlier = _driver(["run", "--out", str(out), "--claim", "toy.leaky"], _env(tmp_path, None))
-    assert earlier.wait(timeout=120) == 0
-    assert json.loads((out / "results.json").read_text())["complete"] is True
-    (tmp_path / "runs.log").unlink(missing_ok=True)
+    if sig == signal.SIGINT and hang == "claim":  # once (a process start costs seconds)
+        # an earlier, complete run of another plan in the same directory
+        earlier = _driver(["run", "--out", str(out), "--claim", "toy.leaky"],
+                          _env(tmp_path, None))
+        assert earlier.wait(timeout=120) == 0
+        assert json.loads((out / "results.json").read_text())["complete"] is True
 
     run = _driver(argv, _env(tmp_path, hang))
     markers = ([tmp_path / "marker"] if hang == "claim"
