@@ -7,6 +7,8 @@ explorer): one place that starts the browser the same way everywhere, or skips w
         driver = chromium(width=1366)
         driver.get(page.as_uri())
 
+(or ``shared_chromium``: one browser for the module, resized with :func:`set_viewport`).
+
 The browser is the system's Chromium and chromedriver (Debian: ``apt-get install chromium
 chromium-driver``), driven by selenium (the ``test`` extra). Each start gets a fresh profile
 directory (``--user-data-dir``) and the flags in :data:`CHROMIUM_FLAGS`, which keep it from
@@ -70,13 +72,18 @@ def start_chromium(user_data_dir: Path, width: int, height: int = DEFAULT_HEIGHT
         options.add_argument(flag)
     service = Service(executable_path=str(_executable(CHROMEDRIVER, "chromedriver")))
     driver = webdriver.Chrome(options=options, service=service)
-    # the window size includes no chrome in headless mode, but make the viewport exact anyway
+    set_viewport(driver, width, height)
+    return driver
+
+
+def set_viewport(driver: Any, width: int, height: int = DEFAULT_HEIGHT) -> None:
+    """Resize the window so that the page's viewport (``window.innerWidth`` x
+    ``innerHeight``, scrollbar included) is ``width`` x ``height`` CSS pixels."""
+    outer = driver.get_window_size()
     inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
     if inner != [width, height]:
-        outer = driver.get_window_size()
         driver.set_window_size(outer["width"] + width - inner[0],
                                outer["height"] + height - inner[1])
-    return driver
 
 
 @pytest.fixture
@@ -97,3 +104,16 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
     yield start
     for driver in drivers:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium for a whole test module (a start costs seconds); each test sets
+    the viewport it needs with :func:`set_viewport`. Skips, with the reason, like
+    :func:`chromium`."""
+    reason = browser_unavailable()
+    if reason is not None:
+        pytest.skip(f"headless Chromium unavailable: {reason}")
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"), 1366)
+    yield driver
+    driver.quit()

@@ -6,11 +6,12 @@ a maintainer command of its own, which keeps OUT/run.log equal to what the run p
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from claims.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_CLAIM = "theory.surrogate_gradient"  # a real claim that judges in well under a second
@@ -21,18 +22,15 @@ def _git(*args: str, cwd: Path) -> str:
                           check=True).stdout
 
 
-def test_the_first_run_on_a_fresh_clone_leaves_git_status_clean(tmp_path):
+def test_the_first_run_on_a_fresh_clone_leaves_git_status_clean(tmp_path, monkeypatch):
     clone = tmp_path / "clone"
     _git("clone", "--quiet", "--shared", str(REPO), str(clone), cwd=tmp_path)
     shutil.copy(REPO / ".gitignore", clone / ".gitignore")  # the ignore rules under test
     if _git("status", "--porcelain", cwd=clone):
         _git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "gitignore",
              cwd=clone)
-    env = dict(os.environ, PYTHONPATH=str(REPO))  # the code under test, run in the clone
-    done = subprocess.run([sys.executable, "-m", "claims", "run", "--claim", FAST_CLAIM],
-                          cwd=clone, env=env, capture_output=True, text=True, check=False,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
+    monkeypatch.chdir(clone)  # the code under test (this checkout's), run in the clone
+    assert main(["run", "--claim", FAST_CLAIM]) == 0
     (run_dir,) = (clone / "runs").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["complete"] is True and results["execution"]["cache"] == (
@@ -40,20 +38,20 @@ def test_the_first_run_on_a_fresh_clone_leaves_git_status_clean(tmp_path):
     assert _git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""
 
 
-def test_the_maintainer_command_writes_the_report_and_its_log(tmp_path, load_script):
-    out = tmp_path / "reports" / "quick"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "regenerate_reports.py"), "--out", str(out),
-         "--", "--claim", FAST_CLAIM, "--no-controls"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert (out / "run.log").read_text() == done.stdout  # the committed log is this run's
-    results = json.loads((out / "results.json").read_text())
-    assert results["command"][:8] == ["trpo-claims", "run", "--tier", "quick", "--seed", "0",
-                                      "--out", str(out)]
-    assert results["execution"]["cache"] == str(out / "jobs")
+def test_the_maintainer_command_tees_the_run_into_run_log(tmp_path, monkeypatch, capsys,
+                                                          load_script):
     script = load_script("regenerate_reports")
-    assert script.run_command("full", Path("reports/full"), Path("reports/full/jobs"), 2, [])[3:] \
-        == ["run", "--tier", "full", "--out", "reports/full", "--cache", "reports/full/jobs",
-            "--jobs", "2"]
+    real_command, commands = script.run_command, []
+
+    def fake_run(*args):  # stands in for `trpo-claims run` (tested elsewhere): prints, exits 3
+        commands.append(real_command(*args))
+        return [sys.executable, "-c", "import sys; print('progress'); "
+                "print('problem', file=sys.stderr); sys.exit(3)"]
+
+    monkeypatch.setattr(script, "run_command", fake_run)
+    monkeypatch.chdir(tmp_path)
+    assert script.main(["--tier", "full", "--jobs", "2", "--", "--claim", FAST_CLAIM]) == 3
+    assert (tmp_path / "reports" / "full" / "run.log").read_text() == "progress\nproblem\n"
+    assert capsys.readouterr().out == "progress\nproblem\n"
+    assert commands[0][3:] == ["run", "--tier", "full", "--out", "reports/full", "--cache",
+                               "reports/full/jobs", "--jobs", "2", "--claim", FAST_CLAIM]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import chromium  # noqa: F401  (a pytest fixture)
+from browser import set_viewport, shared_chromium  # noqa: F401  (shared_chromium: a fixture)
 
 from claims.report import write_reports
 from claims.runner import load_results
@@ -45,9 +45,10 @@ def rendered(request, tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_the_verdict_table_fits_the_screen(chromium, rendered, width):  # noqa: F811
+def test_the_verdict_table_fits_the_screen(shared_chromium, rendered, width):  # noqa: F811
     page, results = rendered
-    driver = chromium(width)
+    driver = shared_chromium
+    set_viewport(driver, width)
     driver.get(page.as_uri())
     measured = driver.execute_script(OVERFLOW)
     assert measured["window"] == width  # the viewport is the window less its scrollbar
@@ -58,9 +59,10 @@ def test_the_verdict_table_fits_the_screen(chromium, rendered, width):  # noqa: 
     assert measured["cellOverflow"] == [], measured
 
 
-def test_the_overview_is_on_the_first_screen(chromium, rendered):  # noqa: F811
+def test_the_overview_is_on_the_first_screen(shared_chromium, rendered):  # noqa: F811
     page, _ = rendered
-    driver = chromium(1366, 768)
+    driver = shared_chromium
+    set_viewport(driver, 1366, 768)
     driver.get(page.as_uri())
     top = driver.execute_script(
         "return document.evaluate(\"//h2[text()='Overview']\", document, null, 9, null)"
