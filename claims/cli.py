@@ -310,6 +310,9 @@ def _run(args: argparse.Namespace) -> int:
         plan = run_plan(tier=args.tier, seed=args.seed, controls=not args.no_controls,
                         claim_ids=[c.id for c in claims], impl=under_test.spec)
         out = _default_out(args.tier, plan)
+    if args.cached_only and args.cache is None and not (out / "jobs").is_dir():
+        raise UsageError(f"--cached-only reads finished trainings from a job cache, and {out} "
+                         "has none yet: name one with --cache DIR (e.g. reports/TIER/jobs)")
     command = reproduce_command(
         tier=args.tier, seed=args.seed, out_dir=out, claim_ids=ids, controls=not args.no_controls,
         impl=args.impl, cache=args.cache,

@@ -162,6 +162,7 @@ def test_run_options_reach_the_results(toys):
 
 
 @pytest.mark.parametrize(("argv", "message"), [
+    (["--cached-only"], "--cached-only reads finished trainings from a job cache, and runs/"),
     (["--jobs", "0"], "--jobs must be >= 1"),
     (["--address", "10.0.0.5:6379"], "--address is for --executor ray"),
 ])
