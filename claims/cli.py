@@ -530,6 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        if args.subcommand != "run" and isinstance(getattr(args, "claim", None), list):
+            _claims_by_id(args.claim)  # any subcommand's --claim: unknown ids are usage errors
         return args.handler(args)
     except (UsageError, InputError) as exc:
         print(f"{PROG} {args.subcommand}: error: {exc}", file=sys.stderr)

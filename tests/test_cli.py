@@ -70,7 +70,8 @@ def test_show_a_claim_without_budget(toys, capsys):
     assert "none: SKIPPED at this tier" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["show", "toy.nope"], ["run", "--claim", "toy.pass", "toy.nope"]])
+@pytest.mark.parametrize("argv", [["show", "toy.nope"], ["run", "--claim", "toy.pass", "toy.nope"],
+                                  ["fork-check", "--claim", "toy.nope"]])
 def test_unknown_claim_id_exits_2(toys, capsys, argv):
     assert main(argv) == 2
     err = capsys.readouterr().err
