@@ -366,3 +366,39 @@ def test_errors_in_every_phase_are_caught_and_named(tmp_path, claim, phase, erro
     # evidence that was produced before decide() failed is kept
     assert (entry["evidence"] is not None) == (phase == "decide")
     assert f"`{entry['id']}` raised an ERROR" in result.report_path.read_text()
+
+
+def _killed_run(out: Path, pid: int) -> None:
+    """results.json as a run of [toy.pass, toy.interrupt] left it when killed outright (no
+    chance to record it) after judging toy.pass, by the process ``pid`` on this host."""
+    with pytest.raises(RunInterrupted):
+        run_claims([PassingClaim(), InterruptingClaim()], tier="quick", seed=0, out_dir=out)
+    doc = load_results(out)
+    doc["interrupted"] = None
+    doc["attempts"][-1] |= {"outcome": "running", "pid": pid, "finished_utc": None}
+    (out / "results.json").write_text(json.dumps(doc))
+
+
+def test_a_run_killed_outright_is_resumed_and_a_live_one_is_left_alone(tmp_path):
+    import platform
+    import subprocess
+    import sys
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    _killed_run(tmp_path / "killed", finished.pid)  # its process is gone: resumable
+    stream = io.StringIO()
+    with pytest.raises(RunInterrupted):
+        run_claims([PassingClaim(), InterruptingClaim()], tier="quick", seed=0,
+                   out_dir=tmp_path / "killed", progress=stream)
+    assert "resuming the interrupted run" in stream.getvalue()
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _killed_run(tmp_path / "live", alive.pid)
+        assert load_results(tmp_path / "live")["attempts"][-1]["host"] == platform.node()
+        with pytest.raises(InputError, match=f"another run \\(process {alive.pid}\\) is writing"):
+            run_claims([PassingClaim()], tier="quick", seed=0, out_dir=tmp_path / "live")
+    finally:
+        alive.kill()
+        alive.wait()
