@@ -97,8 +97,8 @@ def load_side(spec: str, directory: Path | str = BASELINE_DIR) -> dict[str, Any]
     if path.is_dir():
         raise InputError(f"{path}: a directory without results.json, so not a run directory "
                          "(nor a baseline)")
-    raise MissingInputError(f"{spec!r} is neither a saved baseline in {directory}, a baseline JSON "
-                     "file, nor a run directory with results.json")
+    raise MissingInputError(f"{spec!r} is neither a saved baseline in {directory}, a baseline "
+                            "JSON file, nor a run directory with results.json")
 
 
 def _checked_side(data: Any, path: Path, spec: str) -> dict[str, Any]:
