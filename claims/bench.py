@@ -328,6 +328,10 @@ def handle(args: argparse.Namespace) -> int:
             print(f"trpo-claims bench: error: --{name.replace('_', '-')} must be >= 1",
                   file=sys.stderr)
             return 2
+    if args.json is not None and Path(args.json).is_dir():  # checked now, not after the bench
+        print(f"trpo-claims bench: error: {args.json}: is a directory; --json takes a file name",
+              file=sys.stderr)
+        return 2
     try:
         result = bench(args.env, args.steps, args.steps_per_iter, args.seed,
                        include_sb3=not args.no_sb3, raw_env_steps=args.raw_env_steps)

@@ -4,38 +4,51 @@ Each subcommand is one :class:`Subcommand` entry in :data:`SUBCOMMANDS`: a name,
 function that adds its arguments to an argparse parser, and a handler that returns the exit
 status. To add a subcommand, write those two functions and append one entry.
 
-Exit status: 0 on success; 1 when a run had an ERROR (or an outcome named with ``--fail-on``);
-2 for usage errors (unknown claim id, missing results.json, bad arguments).
+Exit status (every subcommand): 0 on success; 1 when the check found something (a run had an
+ERROR or an outcome named with ``--fail-on``; compare found a regression; ...); 2 when the command
+could not do its work: bad arguments, an unknown claim id, or a file that is missing, empty, not
+JSON or of the wrong kind (one line on stderr naming the file and the problem); 130 / 143 when
+Ctrl-C / SIGTERM stopped it (a run first writes what it finished; running it again resumes).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from claims import bench, climb_cli, compare, fork_check, impl, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
-from claims.jobs import EXECUTORS, Execution, JobCache
+from claims.fingerprint import DISTRIBUTION, git_state, package_version
+from claims.jobs import EXECUTORS, Execution, JobCache, ProgressPrinter
 from claims.report import problems, render_markdown, rule_sentence, write_reports
 from claims.runner import (
     FAIL_ON_CHOICES,
     REPORT_FILE,
     REPORT_HTML_FILE,
+    RESULTS_FILE,
+    RunInterrupted,
     failure_reasons,
     load_results,
+    previous_run,
     reproduce_command,
+    resumable,
     run_claims,
+    run_plan,
 )
-from claims.serialize import dumps, to_jsonable
+from claims.serialize import InputError, dumps, to_jsonable
 
 PROG = "trpo-claims"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGINT = 130  # 128 + SIGINT, as a shell reports it
+RUNS_DIR = Path("runs")  # the default home of users' runs (git-ignored); reports/: maintainers
 
 
 class UsageError(Exception):
@@ -52,10 +65,31 @@ class Subcommand:
 
 
 def _claims_by_id(ids: Sequence[str]) -> list[Claim]:
-    try:
-        return [registry.get(cid) for cid in ids]
-    except KeyError as exc:
-        raise UsageError(exc.args[0]) from None
+    """The claims with these ids; UsageError naming an unknown one, the closest known ids, and
+    every known id grouped by family (one line each)."""
+    known = [claim.id for claim in registry.all_claims()]
+    for cid in ids:
+        if cid not in known:
+            raise UsageError(unknown_claim_message(cid, known))
+    return [registry.get(cid) for cid in ids]
+
+
+def unknown_claim_message(claim_id: str, known: Sequence[str]) -> str:
+    """``no claim with id 'x'; did you mean ...?`` then the known ids, one family a line."""
+    close = difflib.get_close_matches(claim_id, known, n=3, cutoff=0.8)
+    # a bare name matches its family's ids too: "theorem1" -> "theory.theorem1"
+    close += [k for k in known if k.split(".", 1)[-1] == claim_id and k not in close]
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    families: dict[str, list[str]] = {}
+    for cid in known:
+        families.setdefault(cid.split(".", 1)[0], []).append(cid)
+    listing = "\n".join(textwrap.fill(", ".join(sorted(ids)), width=100,
+                                      initial_indent=f"  {family}: ",
+                                      subsequent_indent=" " * (4 + len(family)),
+                                      break_on_hyphens=False)
+                        for family, ids in families.items())
+    return (f"no claim with id {claim_id!r}{hint}\nknown ids (`{PROG} list` describes them):\n"
+            f"{listing or '  (none registered)'}")
 
 
 def _wrap(label: str, text: str) -> str:
@@ -149,7 +183,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         default=None,
-        help="run directory for results.json, report.md and figures/; default reports/TIER",
+        help="run directory for results.json, report.md, report.html and figures/; default: a "
+        f"new {RUNS_DIR}/TIER-YYYYMMDD-HHMMSS (git-ignored), or the latest one of this tier when "
+        "it holds an interrupted run of the same plan (which is then resumed)",
+    )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over: do not resume an interrupted run in --out (it is replaced)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed passed to every claim's run (default 0)"
@@ -184,8 +225,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         default=None,
-        help="job cache: finished trainings, one JSON each, reused by later runs and by other "
-        "claims (default OUT/jobs); an interrupted run resumes from it",
+        help="job cache to read finished trainings from (and add new ones to), e.g. a "
+        "maintainer's reports/TIER/jobs; default OUT/jobs, so a new run trains everything "
+        "itself (an interrupted run resumes from it)",
     )
     parser.add_argument(
         "--impl",
@@ -226,6 +268,26 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _default_out(tier: str, plan: dict[str, Any]) -> Path:
+    """The run directory when --out is not given: the newest RUNS_DIR/TIER-* when it holds an
+    interrupted run of ``plan`` (so rerunning the same command resumes), else a new one named
+    by the UTC time (never a directory that exists: no default run overwrites another)."""
+    existing = sorted(p for p in RUNS_DIR.glob(f"{tier}-*") if p.is_dir())
+    if existing:
+        try:
+            newest = previous_run(existing[-1])
+        except InputError:
+            newest = None
+        if newest is not None and resumable(newest, plan):
+            return existing[-1]
+    stem = f"{tier}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    out, n = RUNS_DIR / stem, 1
+    while out.exists():
+        n += 1
+        out = RUNS_DIR / f"{stem}-{n}"
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
     ids = list(dict.fromkeys(args.claim))  # drop repeats, keep order
     claims = _claims_by_id(ids) if ids else registry.all_claims()
@@ -235,19 +297,35 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--save takes a plain name, got {args.save!r}")
     if args.no_controls and "control" in args.fail_on:
         raise UsageError("--fail-on control needs the negative controls; drop --no-controls")
-    out = args.out if args.out is not None else Path("reports") / args.tier
-    command = reproduce_command(
-        tier=args.tier, seed=args.seed, out_dir=out, claim_ids=ids, controls=not args.no_controls,
-        impl=args.impl,
-    )
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     executor = args.executor or ("process" if args.jobs > 1 else "serial")
     if args.address is not None and executor != "ray":
         raise UsageError("--address is for --executor ray")
+    if args.cache is not None and args.cache.exists() and not args.cache.is_dir():
+        raise InputError(f"{args.cache}: not a directory, so it cannot be a job cache (--cache)")
+    under_test = impl.UnderTest(args.impl or impl.REFERENCE_SPEC)
+    out = args.out
+    if out is None:
+        plan = run_plan(tier=args.tier, seed=args.seed, controls=not args.no_controls,
+                        claim_ids=[c.id for c in claims], impl=under_test.spec)
+        out = _default_out(args.tier, plan)
+    if args.cached_only and args.cache is None and not (out / "jobs").is_dir():
+        raise UsageError(f"--cached-only reads finished trainings from a job cache, and {out} "
+                         "has none yet: name one with --cache DIR (e.g. reports/TIER/jobs)")
+    command = reproduce_command(
+        tier=args.tier, seed=args.seed, out_dir=out, claim_ids=ids, controls=not args.no_controls,
+        impl=args.impl, cache=args.cache,
+    )
     cache = JobCache(args.cache if args.cache is not None else out / "jobs")
-    with impl.use_implementation(impl.UnderTest(args.impl or impl.REFERENCE_SPEC)):
-        result = _run_under_test(args, claims, out, command, executor, cache)
+    with impl.use_implementation(under_test):
+        try:
+            result = _run_under_test(args, claims, out, command, executor, cache)
+        except RunInterrupted as stop:
+            print(f"{PROG}: {stop.signal_name}: stopped after {stop.finished} of {stop.planned} "
+                  f"claims; {stop.result.results_path} has them (complete: false); resume with: "
+                  f"{' '.join(command)}", file=sys.stderr)
+            return stop.exit_status
     print(f"wrote {result.results_path}, {result.report_path} and "
           f"{result.out_dir / REPORT_HTML_FILE}")
     if args.save is not None:
@@ -272,8 +350,10 @@ def _run_under_test(args: argparse.Namespace, claims: Sequence[Claim], out: Path
         controls=not args.no_controls,
         progress=sys.stdout,
         command=command,
+        restart=args.restart,
         jobs=Execution(cache=cache, executor=executor, max_workers=args.jobs,
-                       address=args.address, train=not args.cached_only),
+                       address=args.address, train=not args.cached_only,
+                       progress=ProgressPrinter()),
     )
 
 
@@ -290,13 +370,17 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    results = load_results(args.run_dir)
     try:
-        if args.stdout:
-            sys.stdout.write(render_markdown(load_results(args.run_dir)))
-        else:
-            print("wrote " + " and ".join(str(p) for p in write_reports(args.run_dir)))
-    except (FileNotFoundError, ValueError) as exc:  # ValueError: results.json is not JSON
-        raise UsageError(str(exc)) from None
+        markdown = render_markdown(results)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a field missing or odd
+        raise InputError(f"{args.run_dir / RESULTS_FILE}: not a complete trpo-claims "
+                         f"{RESULTS_FILE} ({type(exc).__name__}: {exc}); nothing was "
+                         "written") from None
+    if args.stdout:
+        sys.stdout.write(markdown)
+    else:
+        print("wrote " + " and ".join(str(p) for p in write_reports(args.run_dir, results)))
     return EXIT_OK
 
 
@@ -340,7 +424,9 @@ SUBCOMMANDS: list[Subcommand] = [
         description="Run claims and their negative controls at a tier's budget, printing "
         "progress, and write RUN_DIR/results.json, RUN_DIR/report.md and RUN_DIR/figures/. "
         "Exit status: 0 when every claim ran, whatever its verdict; 1 if any claim or control "
-        "raised an ERROR, or on an outcome named with --fail-on; 2 on a usage error.",
+        "raised an ERROR, or on an outcome named with --fail-on; 2 on a usage error or a bad "
+        "input file; 130 / 143 when Ctrl-C / SIGTERM stopped it (what was judged is kept in "
+        "results.json; the same command resumes).",
     ),
     Subcommand(
         "report",
@@ -393,12 +479,37 @@ SUBCOMMANDS: list[Subcommand] = [
 ]
 
 
+def version_text() -> str:
+    """``trpo-claims 0.1.0 (commit 1a2b3c4d5e6f, dirty)``: the installed version and checkout."""
+    version = package_version(DISTRIBUTION)
+    git = git_state()
+    where = "" if git["commit"] is None else (
+        f" (commit {git['commit'][:12]}{', dirty' if git['dirty'] else ''})")
+    return f"{PROG} {version}{where}"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: computed when asked (it runs git), not when the parser is built."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser(subcommands: Sequence[Subcommand] = SUBCOMMANDS) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Executable, statistically honest checks of the claims of 'Trust Region "
         "Policy Optimization' (Schulman et al., 2015).",
+        epilog="Exit status: 0 done; 1 the check found something (see each command's help); 2 "
+        "the command could not run (bad arguments or input files); 130 / 143 stopped by "
+        "Ctrl-C / SIGTERM.",
     )
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the version (and git commit) and exit")
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     for command in subcommands:
         p = sub.add_parser(
@@ -419,10 +530,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        if args.subcommand != "run" and isinstance(getattr(args, "claim", None), list):
+            _claims_by_id(args.claim)  # any subcommand's --claim: unknown ids are usage errors
         return args.handler(args)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+    except (UsageError, InputError) as exc:
+        print(f"{PROG} {args.subcommand}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a file named on the command line: missing, a directory, no access
+        if exc.filename is None:
+            raise
+        problem = (f"exists and is not a directory ({exc.strerror})"
+                   if isinstance(exc, FileExistsError | NotADirectoryError)
+                   else exc.strerror or str(exc))
+        print(f"{PROG} {args.subcommand}: error: {exc.filename}: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:  # a subcommand without its own clean stop (run has one)
+        print(f"{PROG} {args.subcommand}: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
 
 
 if __name__ == "__main__":

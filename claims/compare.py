@@ -28,7 +28,13 @@ import numpy as np
 
 from claims import registry, stats
 from claims.core import Comparison, Evidence
-from claims.serialize import read_json, write_json_atomic, write_text_atomic
+from claims.serialize import (
+    InputError,
+    MissingInputError,
+    load_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 BASELINE_DIR = Path(".trpo-claims") / "baselines"
 BASELINE_SCHEMA = 1
@@ -80,17 +86,49 @@ def save_baseline(results: Mapping[str, Any], name: str,
 
 def load_side(spec: str, directory: Path | str = BASELINE_DIR) -> dict[str, Any]:
     """A baseline from ``spec``: a saved name (``directory/NAME.json``), a baseline JSON file,
-    or a run directory (its results.json)."""
+    or a run directory (its results.json). InputError (one line naming the file and the
+    problem) when it is none of these, or is not JSON, or lacks the fields a comparison reads."""
     path = Path(spec)
     candidates = [Path(directory) / f"{spec}.json", path, path / "results.json"]
     for candidate in candidates:
         if candidate.is_file():
-            data = read_json(candidate)
-            if "claims" in data and isinstance(data["claims"], list):  # a results.json
-                return baseline_from_results(data, spec)
-            return data
-    raise FileNotFoundError(f"{spec!r} is neither a saved baseline in {directory}, a baseline "
+            return _checked_side(load_json(candidate, "a baseline or a results.json"), candidate,
+                                 spec)
+    if path.is_dir():
+        raise InputError(f"{path}: a directory without results.json, so not a run directory "
+                         "(nor a baseline)")
+    raise MissingInputError(f"{spec!r} is neither a saved baseline in {directory}, a baseline "
                             "JSON file, nor a run directory with results.json")
+
+
+def _checked_side(data: Any, path: Path, spec: str) -> dict[str, Any]:
+    """A baseline from the parsed file ``path``: a results.json (converted) or a baseline whose
+    ``claims`` maps ids to entries with a status; InputError naming what is missing."""
+    kind = "neither a baseline nor a results.json"
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: {kind} (a JSON {type(data).__name__}, not an object)")
+    claims = data.get("claims")
+    if isinstance(claims, list):  # a results.json
+        for i, entry in enumerate(claims):
+            verdict = entry.get("verdict") if isinstance(entry, dict) else None
+            if not (isinstance(verdict, dict) and "id" in entry
+                    and all(k in verdict for k in ("status", "statistic", "value"))):
+                raise InputError(f"{path}: a results.json whose claim entry {i} has no id or "
+                                 "verdict (status, statistic, value)")
+        return baseline_from_results(data, spec)
+    if not isinstance(claims, dict):
+        raise InputError(f"{path}: {kind} (no 'claims' field)" if claims is None else
+                         f"{path}: {kind} ('claims' is a {type(claims).__name__})")
+    if data.get("schema", BASELINE_SCHEMA) != BASELINE_SCHEMA:
+        raise InputError(f"{path}: baseline schema {data['schema']!r}; this trpo-claims reads "
+                         f"schema {BASELINE_SCHEMA}")
+    for cid, entry in claims.items():
+        if not isinstance(entry, dict) or "status" not in entry:
+            raise InputError(f"{path}: baseline entry {cid!r} has no status")
+        if entry.get("comparison") is not None and not isinstance(entry.get("samples"), dict):
+            raise InputError(f"{path}: baseline entry {cid!r} declares a comparison but holds "
+                             "no samples")
+    return {"name": spec} | data
 
 
 @dataclass(frozen=True)

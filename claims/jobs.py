@@ -24,15 +24,24 @@ import hashlib
 import importlib
 import json
 import os
+import platform
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from claims.serialize import read_json, to_jsonable, write_json_atomic
+from claims.serialize import (
+    InputError,
+    load_json,
+    to_jsonable,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 EXECUTORS = ("serial", "process", "ray")
 SOURCE_PACKAGES = ("trpo_ref",)  # what every job's result may depend on
@@ -115,16 +124,41 @@ def job_key(job: Job, version: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+RECORD_FIELDS = ("job", "code", "wall_s", "result")  # what every cache record must hold
+CORRUPT_DIR = "corrupt"  # where JobCache moves records it cannot use, each with a .reason.txt
+
+
+def provenance() -> dict[str, Any]:
+    """Where and when a record was made (stored with it, outside its key): the git commit and
+    dirty flag of this checkout, the host name, CPU model and UTC time."""
+    from claims.fingerprint import cpu_model, git_state  # imported late: it runs git
+
+    git = git_state()
+    return {"commit": git["commit"], "dirty": git["dirty"], "host": platform.node() or None,
+            "cpu_model": cpu_model(),
+            "finished_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 class JobCache:
     """Finished jobs under ``root``: one ``<key>.json`` each, holding the job spec, the code
-    version, the wall time and the result. Files appear atomically (never half written).
+    version, the wall time, the result and its :func:`provenance` (where and when it was
+    trained; not part of the key). Files appear atomically (never half written).
     ``version`` fixes the code version of every job; by default each job gets
-    :func:`job_code_version` of its function."""
+    :func:`job_code_version` of its function.
+
+    A file that cannot be a record of its key (not JSON, fields missing, written for another
+    job or code version) is *corrupt*: it is moved to ``root/corrupt/`` beside a
+    ``.reason.txt`` saying what was wrong, a one-line warning goes to stderr, and the job counts
+    as missing (so it is trained again). :attr:`written` holds the keys this object stored, so
+    a run can tell what it trained from what it read."""
 
     def __init__(self, root: str | Path, version: str | None = None) -> None:
         self.root = Path(root)
         self._version = version
         self._versions: dict[str, str] = {}
+        self._provenance: dict[str, Any] | None = None
+        self.written: set[str] = set()  # keys put by this object (trained in this run)
+        self.quarantined: list[dict[str, str]] = []  # {file, moved_to, reason} per corrupt file
 
     def version(self, job: Job) -> str:
         if self._version is not None:
@@ -133,19 +167,47 @@ class JobCache:
             self._versions[job.fn] = job_code_version(job.fn)
         return self._versions[job.fn]
 
+    def key(self, job: Job) -> str:
+        return job_key(job, self.version(job))
+
     def path(self, job: Job) -> Path:
-        return self.root / f"{job_key(job, self.version(job))}.json"
+        return self.root / f"{self.key(job)}.json"
 
     def record(self, job: Job) -> dict[str, Any] | None:
-        """The whole cached record (job, code, wall_s, result), or None. A file that does not
-        parse, or was written for another job or code version, counts as missing."""
+        """The whole cached record (job, code, wall_s, result, provenance), or None when there
+        is none. A corrupt file is moved aside (see the class doc) and counts as missing."""
+        path = self.path(job)
         try:
-            record = json.loads(self.path(job).read_text())
-        except (OSError, json.JSONDecodeError):
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return None
-        if record.get("job") != job.spec() or record.get("code") != self.version(job):
-            return None
+        except (OSError, UnicodeDecodeError) as error:
+            return self._quarantine(path, f"unreadable: {error}")
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as error:
+            return self._quarantine(path, f"not valid JSON ({error.msg} at line {error.lineno}, "
+                                          f"column {error.colno})")
+        if not isinstance(record, dict) or any(f not in record for f in RECORD_FIELDS):
+            return self._quarantine(path, f"not a job record (needs {', '.join(RECORD_FIELDS)})")
+        if record["job"] != job.spec() or record["code"] != self.version(job):
+            return self._quarantine(path, "holds another job or code version than its name says")
+        if not isinstance(record["result"], dict):
+            return self._quarantine(path, "its result is not a JSON object")
         return record
+
+    def _quarantine(self, path: Path, reason: str) -> None:
+        """Move a corrupt ``path`` into root/corrupt/ with a .reason.txt, and say so."""
+        target_dir = self.root / CORRUPT_DIR
+        target_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = target_dir / f"{path.stem}.{stamp}.json"
+        os.replace(path, target)
+        write_text_atomic(target.with_suffix(".reason.txt"), f"{path.name}: {reason}\n")
+        self.quarantined.append({"file": str(path), "moved_to": str(target), "reason": reason})
+        print(f"job cache: {path} is corrupt ({reason}); moved to {target}, the job will be "
+              "trained again", file=sys.stderr, flush=True)
+        return None
 
     def get(self, job: Job) -> dict[str, Any] | None:
         """The cached result, or None (see :meth:`record`)."""
@@ -153,8 +215,14 @@ class JobCache:
         return None if record is None else record["result"]
 
     def put(self, job: Job, result: Mapping[str, Any], wall_s: float) -> None:
+        if self._provenance is None:  # one git call per cache, not per job
+            self._provenance = provenance()
+        made = self._provenance | {"finished_utc": datetime.now(UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")}
         write_json_atomic(self.path(job), {"job": job.spec(), "code": self.version(job),
-                                           "wall_s": wall_s, "result": dict(result)})
+                                           "wall_s": wall_s, "result": dict(result),
+                                           "provenance": made})
+        self.written.add(self.key(job))
 
 
 TIMING_FIELDS = frozenset({"wall_s"})  # result fields that measure time, not behaviour
@@ -177,8 +245,17 @@ class Replay:
 def made_by_current_code(path: str | Path) -> bool:
     """Whether the cache file ``path`` was written by the code now checked out (its job's
     :func:`job_code_version`); a replay of any other record may differ without a bug."""
-    record = read_json(Path(path))
+    record = _load_record(path)
     return bool(record["code"] == job_code_version(record["job"]["fn"]))
+
+
+def _load_record(path: str | Path) -> dict[str, Any]:
+    """A cache record read from ``path``; InputError naming the file when it is not one."""
+    record = load_json(path, "a job-cache record")
+    if not isinstance(record, dict) or any(f not in record for f in RECORD_FIELDS) or not (
+            isinstance(record["job"], dict) and "fn" in record["job"]):
+        raise InputError(f"{path}: not a job-cache record (needs {', '.join(RECORD_FIELDS)})")
+    return record
 
 
 def replay(path: str | Path) -> Replay:
@@ -186,7 +263,7 @@ def replay(path: str | Path) -> Replay:
     as JSON (what the cache stores), skipping :data:`TIMING_FIELDS`. Jobs are seeded, so on the
     same machine and code (see :func:`made_by_current_code`) every field must be identical: the
     determinism audit of a cache."""
-    record = read_json(Path(path))
+    record = _load_record(path)
     job = Job(**record["job"])
     result, wall_s = _timed(job)
     fresh = json.loads(json.dumps(result))
@@ -203,27 +280,39 @@ def _timed(job: Job) -> tuple[dict[str, Any], float]:
 
 
 class ProgressPrinter:
-    """Default progress: one line per finished job on stderr, ``[done/total] label (wall time
-    or "cached")``, with the elapsed time and, once a job has run, an estimate of the time left
-    (remaining jobs at the rate jobs have been finishing since :meth:`start`)."""
+    """Default progress, on stderr: one line per job trained, ``[k/N] label (wall time; elapsed,
+    about T left)``, with one counter for everything this printer sees (N grows when a later
+    :func:`run_jobs` call brings jobs to train), and the jobs read from the cache summarized in
+    one line (``26 trainings: 23 read from the cache, 3 to train``) per call that trains (and
+    on the first call), never one line each. The time left
+    is the remaining jobs at the rate jobs have been finishing since the first one started."""
 
-    def __init__(self) -> None:
-        self.start()
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream  # None: sys.stderr at the time of printing (pytest swaps it)
+        self.calls, self.trained, self.to_train = 0, 0, 0
+        self.started: float | None = None
 
-    def start(self) -> None:
-        """Called by :func:`run_jobs` at the start of every run."""
-        self.started, self.ran, self.cached = time.perf_counter(), 0, 0
+    def _say(self, text: str) -> None:
+        print(text, file=self.stream or sys.stderr, flush=True)
+
+    def begin(self, total: int, cached: int) -> None:
+        """Called by :func:`run_jobs` once per call: ``total`` jobs, ``cached`` of them read."""
+        pending = total - cached
+        if total and (pending or self.calls == 0):
+            self._say(f"{total} trainings: {cached} read from the cache, {pending} to train")
+        self.calls += 1
+        self.to_train += pending
+        if pending and self.started is None:
+            self.started = time.perf_counter()
 
     def __call__(self, done: int, total: int, job: Job, wall_s: float | None) -> None:
-        elapsed = time.perf_counter() - self.started
-        if wall_s is None:
-            self.cached += 1
-            print(f"[{done}/{total}] {job.label} (cached)", file=sys.stderr, flush=True)
+        if wall_s is None:  # read from the cache: summarized by begin()
             return
-        self.ran += 1
-        left = (total - done) * elapsed / self.ran
-        print(f"[{done}/{total}] {job.label} ({wall_s:.1f} s; elapsed {_clock(elapsed)}, "
-              f"about {_clock(left)} left)", file=sys.stderr, flush=True)
+        self.trained += 1
+        elapsed = time.perf_counter() - (self.started or time.perf_counter())
+        left = (self.to_train - self.trained) * elapsed / self.trained
+        self._say(f"[{self.trained}/{self.to_train}] {job.label} ({wall_s:.1f} s; elapsed "
+                  f"{_clock(elapsed)}, about {_clock(left)} left)")
 
 
 def _clock(seconds: float) -> str:
@@ -234,6 +323,8 @@ def _clock(seconds: float) -> str:
     return f"{minutes}m{int(seconds) % 60:02d}s"
 
 
+# the default of run_jobs (and Execution): a fresh ProgressPrinter per call; a run passes its own
+# printer, so that one counter covers all of its trainings
 print_progress = ProgressPrinter()
 
 
@@ -257,8 +348,8 @@ def run_jobs(
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if max_workers < 1:
         raise ValueError(f"max_workers must be >= 1, got {max_workers}")
-    if isinstance(progress, ProgressPrinter):
-        progress.start()
+    if progress is print_progress:  # the library default: a fresh counter for this call
+        progress = ProgressPrinter()
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     pending, done = [], 0
     for i, job in enumerate(jobs):
@@ -267,8 +358,13 @@ def run_jobs(
             pending.append(i)
         else:
             results[i], done = cached, done + 1
-            if progress is not None:
-                progress(done, len(jobs), job, None)
+    begin = getattr(progress, "begin", None)
+    if begin is not None:  # a ProgressPrinter: one summary line for the cached jobs
+        begin(len(jobs), done)
+    elif progress is not None:  # a plain callable: each cached job, with wall_s None
+        cached_jobs = [job for i, job in enumerate(jobs) if results[i] is not None]
+        for k, job in enumerate(cached_jobs, start=1):
+            progress(k, len(jobs), job, None)
 
     def finish(i: int, result: dict[str, Any], wall_s: float) -> None:
         nonlocal done
@@ -284,7 +380,8 @@ def run_jobs(
     elif executor == "ray":
         _run_on_ray(jobs, pending, finish, address, max_workers)
     else:
-        with ProcessPoolExecutor(max_workers=max_workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=max_workers, initializer=_ignore_interrupts)
+        try:
             running: dict[Future, int] = {pool.submit(_timed, jobs[i]): i for i in pending}
             failure: BaseException | None = None
             while running:
@@ -299,9 +396,30 @@ def run_jobs(
                         continue
                     finish(i, *future.result())
                 running = {f: i for f, i in running.items() if not f.cancelled()}
-            if failure is not None:
-                raise failure
+        except BaseException:  # Ctrl-C, SIGTERM: stop the workers now, losing only jobs in flight
+            _stop_pool(pool)
+            raise
+        pool.shutdown()
+        if failure is not None:
+            raise failure
     return [r for r in results if r is not None]
+
+
+def _ignore_interrupts() -> None:
+    """Pool workers ignore Ctrl-C: the terminal sends SIGINT to the whole process group, and
+    the parent alone decides what stops (it terminates the workers, see :func:`_stop_pool`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and terminate the workers (jobs in flight are lost; every
+    finished one is already cached)."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # private: no API in 3.11
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=5)
 
 
 def _run_on_ray(

@@ -3,23 +3,34 @@
 For each claim: no budget at the tier -> SKIPPED; otherwise ``run`` then ``decide`` with the
 claim's declared rule, then the same for its negative control (``run(..., control=True)``), whose
 verdict must come out REFUTED. Anything a claim raises becomes that claim's ERROR (with the
-traceback in the results) and the other claims still run. results.json is rewritten after every
-claim (``"complete": false`` until the end), so an interrupted run keeps what it measured.
+traceback in the results) and the other claims still run. results.json is written before any
+work and after every claim (``"complete": false`` until the end), so an interrupted run keeps what
+it measured and nobody mistakes it, or an earlier run in the same directory, for a finished one.
+Ctrl-C and SIGTERM stop the run cleanly (``interrupted``); running it again resumes.
 
 results.json (``schema_version`` 1)::
 
     schema_version  1
     complete        false while running; true once every claim has been tried
+    interrupted     null, or "SIGINT" / "SIGTERM": the signal that stopped the run
     tier, seed      the tier's name and the seed passed to every run()
     controls        whether negative controls ran
     command         argv list that reproduces the run (``trpo-claims run ...``)
-    started_utc, finished_utc, runtime_s
+    planned_claims  the claim ids the run was asked for, in order (a rerun with the same plan
+                    resumes an interrupted run)
+    started_utc, finished_utc, runtime_s   (runtime_s sums the attempts)
+    attempts        one per start of this run: started_utc, finished_utc, outcome ("complete",
+                    "interrupted (SIGINT)", "running"), runtime_s
     fingerprint     claims.fingerprint.fingerprint(): versions, CPU, git commit and dirty flag, argv
     implementation  the implementation under test (--impl): spec, name, capabilities, load error
     execution       how trainings ran: cache (directory or null), executor, max_workers, address,
                     train (false: --cached-only, nothing was trained)
     trainings       (at the end) the empirical claims' training jobs per (group, task, method):
-                    planned, finished, env_steps, wall_s (one worker's seconds, from the cache)
+                    planned, finished, trained_here, from_cache, env_steps, wall_s (one
+                    worker's seconds, from the cache), runs: per job algo, seed, source ("this
+                    run", "cache" or "missing"), wall_s and provenance (commit, dirty, host,
+                    cpu_model, finished_utc; null for records older than provenance)
+    corrupt_cache_files  (at the end) {file, moved_to, reason} per job-cache file moved aside
     claims          list, in run order, of
         id, description   claim.describe(): title, statement, source, kind, protocol,
                           negative_control, rule {statistic, comparator, threshold, description,
@@ -40,9 +51,14 @@ Non-finite floats are written as the strings "nan", "inf", "-inf" (see claims.se
 
 from __future__ import annotations
 
+import contextlib
+import os
+import platform
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,8 +75,8 @@ from claims.jobs import (
     execution,
     run_in_context,
 )
-from claims.report import verdict_brief, write_reports
-from claims.serialize import read_json, write_json_atomic
+from claims.report import fmt_seconds, verdict_brief, write_reports
+from claims.serialize import InputError, MissingInputError, load_json, read_json, write_json_atomic
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -170,10 +186,14 @@ def reproduce_command(
     claim_ids: Sequence[str] | None = None,
     controls: bool = True,
     impl: str | None = None,
+    cache: Path | str | None = None,
 ) -> list[str]:
     """The ``trpo-claims run`` argv that repeats a run (all claims when ``claim_ids`` is None;
-    ``impl``: the implementation under test's spec, None for the reference)."""
+    ``impl``: the implementation under test's spec, None for the reference; ``cache``: the job
+    cache named with ``--cache``, None for the default OUT/jobs)."""
     command = ["trpo-claims", "run", "--tier", tier, "--seed", str(seed), "--out", str(out_dir)]
+    if cache is not None:
+        command += ["--cache", str(cache)]
     if impl is not None:
         command += ["--impl", impl]
     if claim_ids:
@@ -222,7 +242,7 @@ def run_one(
                 f"no budget at the {tier} tier, where the claim cannot decide anything; "
                 f"tiers with a budget: {', '.join(with_budget) or 'none'}"
             )
-        say(f"{verdict_brief(verdict.to_json())}\n")
+        say(f"{verdict_brief(verdict.to_json())} | {fmt_seconds(0.0)}\n")
         return entry | {
             "verdict": verdict.to_json(),
             "evidence": None,
@@ -234,7 +254,7 @@ def run_one(
         }
 
     main = _judge(claim, tier, seed, control=False)
-    say(f"{verdict_brief(main.verdict.to_json())} {main.seconds:.1f}s")
+    say(verdict_brief(main.verdict.to_json()))
     figures, figure_errors, figure_seconds = [], [], 0.0
     if main.evidence is not None:
         start = time.perf_counter()
@@ -247,8 +267,9 @@ def run_one(
         control = _judge(claim, tier, seed, control=True)
         status = control.verdict.status
         say(f" | control: {status}" + ("" if status == "REFUTED" else " (must be REFUTED!)"))
-    say("\n")
     control_seconds = None if control is None else control.seconds
+    total = main.seconds + (control_seconds or 0.0) + figure_seconds
+    say(f" | {fmt_seconds(total)}\n")  # the report's runtime, claim + control + figures
     return entry | {
         "budget": budget,
         "verdict": main.verdict.to_json(),
@@ -259,7 +280,7 @@ def run_one(
             "claim": main.seconds,
             "control": control_seconds,
             "figures": figure_seconds,
-            "total": main.seconds + (control_seconds or 0.0) + figure_seconds,
+            "total": total,
         },
         "figures": figures,
         "figure_errors": figure_errors,
@@ -294,24 +315,91 @@ def execution_record(settings: Execution) -> dict[str, Any]:
             "address": settings.address, "train": settings.train}
 
 
+def _source(record: dict[str, Any] | None, key: str, cache: Any) -> dict[str, Any]:
+    """Where one planned job's result came from: ``{"source": "this run" | "cache" | "missing",
+    "wall_s", "provenance"}`` (provenance: commit, host, CPU, time; null for records made before
+    it was stored)."""
+    if record is None:
+        return {"source": "missing", "wall_s": None, "provenance": None}
+    trained_here = cache is not None and key in cache.written
+    return {"source": "this run" if trained_here else "cache",
+            "wall_s": float(record["wall_s"]), "provenance": record.get("provenance")}
+
+
 def training_summary(jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    """Per (group, task, method) of ``jobs``: runs planned and finished, env steps and the wall
-    seconds the finished ones took when they ran (from the current execution's cache; one
-    worker's time each, wherever and whenever it ran)."""
+    """Per (group, task, method) of ``jobs``: runs planned and finished, how many of those were
+    trained in this run and how many read from the cache, env steps, the wall seconds the
+    finished ones took when they ran (one worker's time each, wherever and whenever it ran),
+    and per job (``runs``) its seed, source and provenance (from the current execution's
+    cache)."""
     cache = current_execution().cache
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for job in jobs:
         method = job.algo.split("@")[0] if job.algo.startswith("npg@") else job.algo
         row = rows.setdefault((job.claim_id, job.task, method), {
             "group": job.claim_id, "task": job.task, "method": method, "planned": 0,
-            "finished": 0, "env_steps": 0, "wall_s": 0.0})
+            "finished": 0, "trained_here": 0, "from_cache": 0, "env_steps": 0, "wall_s": 0.0,
+            "runs": []})
         row["planned"] += 1
         record = None if cache is None else cache.record(job)
+        source = _source(record, "" if cache is None else cache.key(job), cache)
+        row["runs"].append({"algo": job.algo, "seed": job.seed} | source)
         if record is not None:
             row["finished"] += 1
+            row["trained_here" if source["source"] == "this run" else "from_cache"] += 1
             row["env_steps"] += int(record["result"]["steps"][-1])
             row["wall_s"] += float(record["wall_s"])
     return list(rows.values())
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean stop handles it
+    (and no ``except Exception`` in a claim swallows it)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM after writing what it had (results.json with
+    ``complete: false``). ``signal_name``: "SIGINT" or "SIGTERM"; ``exit_status``: 128 + the
+    signal's number, as a shell reports a process killed by it."""
+
+    def __init__(self, result: RunResult, signal_name: str, finished: int, planned: int) -> None:
+        self.result, self.signal_name = result, signal_name
+        self.finished, self.planned = finished, planned
+        self.exit_status = 128 + int(getattr(signal, signal_name))
+        super().__init__(f"interrupted ({signal_name}) after {finished} of {planned} claims")
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Within the body, SIGTERM raises :class:`Terminated` (in the main thread only: elsewhere
+    Python cannot install signal handlers, and SIGTERM keeps its default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """Within the body (the final writes of an interrupted run), a second Ctrl-C or SIGTERM
+    waits: results.json and the reports are written whole."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_claims(
@@ -324,6 +412,7 @@ def run_claims(
     progress: TextIO | None = None,
     command: Sequence[str] | None = None,
     jobs: Execution | None = None,
+    restart: bool = False,
 ) -> RunResult:
     """Run, judge and report ``claims`` at ``tier``; write results.json, report.md, report.html.
 
@@ -332,10 +421,85 @@ def run_claims(
     trainings run (cache, executor, workers); by default the current
     :func:`claims.jobs.current_execution`. They all run first, together, on that executor;
     the claims then read them from the cache.
+
+    Before any work, results.json is written with ``complete: false`` (the run directory is
+    marked as in progress; an earlier run's results.json there is replaced, never left looking
+    current). When ``out_dir`` holds an interrupted run of the same plan (tier, seed, controls,
+    implementation, claims), the run resumes it: its finished claims are kept, not rerun
+    (``restart=True`` starts over instead). Ctrl-C or SIGTERM stops the run cleanly: what was
+    judged is written (``interrupted`` says by what) and :class:`RunInterrupted` is raised.
     """
-    with execution(jobs if jobs is not None else current_execution()):
+    with execution(jobs if jobs is not None else current_execution()), _sigterm_interrupts():
         return _run_claims(claims, tier=tier, seed=seed, out_dir=out_dir, controls=controls,
-                           progress=progress, command=command)
+                           progress=progress, command=command, restart=restart)
+
+
+def _plan(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes two runs the same run (so one may resume the other)."""
+    return run_plan(tier=doc.get("tier"), seed=doc.get("seed"), controls=doc.get("controls"),
+                    claim_ids=doc.get("planned_claims"),
+                    impl=(doc.get("implementation") or {}).get("spec"))
+
+
+def run_plan(*, tier: Any, seed: Any, controls: Any, claim_ids: Any, impl: Any) -> dict[str, Any]:
+    """The plan of a run, as :func:`resumable` compares it (``impl``: the spec under test)."""
+    return {"tier": tier, "seed": seed, "controls": controls,
+            "claims": None if claim_ids is None else list(claim_ids), "implementation": impl}
+
+
+def running_elsewhere(doc: Mapping[str, Any]) -> int | None:
+    """The pid of another live process on this host still writing the run ``doc``, else None."""
+    attempts = doc.get("attempts") or []
+    last = attempts[-1] if attempts else {}
+    pid = last.get("pid")
+    if last.get("outcome") != "running" or last.get("host") != platform.node() or not pid:
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return int(pid)
+    return int(pid)
+
+
+def resumable(doc: Mapping[str, Any], plan: Mapping[str, Any]) -> bool:
+    """Whether the results document ``doc`` is an unfinished run of ``plan`` that no live
+    process is still writing (so a run of that plan may resume it)."""
+    return (not doc.get("complete") and _plan(doc) == dict(plan)
+            and running_elsewhere(doc) is None)
+
+
+def previous_run(out_dir: Path) -> dict[str, Any] | None:
+    """The results document already in ``out_dir`` (None when there is none); InputError
+    naming the file when it is there but unreadable or not a results document."""
+    path = out_dir / RESULTS_FILE
+    if not path.exists():
+        return None
+    return check_results(load_json(path, f"a {RESULTS_FILE} written by trpo-claims run"), path)
+
+
+def check_results(doc: Any, path: Path | str) -> dict[str, Any]:
+    """``doc`` if it looks like a results document (a JSON object with a tier and a list of
+    claim entries, each with an id and a verdict status), else InputError naming ``path``."""
+    what = f"not a trpo-claims {RESULTS_FILE}"
+    if not isinstance(doc, dict):
+        raise InputError(f"{path}: {what} (a JSON {type(doc).__name__}, not an object)")
+    missing = [key for key in ("tier", "claims") if key not in doc]
+    if missing:
+        raise InputError(f"{path}: {what} (no {' or '.join(repr(k) for k in missing)} field)")
+    if not isinstance(doc["claims"], list):
+        raise InputError(f"{path}: {what} ('claims' is not a list)")
+    for i, entry in enumerate(doc["claims"]):
+        ok = isinstance(entry, dict) and "id" in entry and isinstance(entry.get("verdict"), dict)
+        if not ok or "status" not in entry["verdict"]:
+            raise InputError(f"{path}: {what} (claim entry {i} has no id or verdict status)")
+    if doc.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        raise InputError(f"{path}: schema_version {doc['schema_version']!r}; this trpo-claims "
+                         f"reads version {SCHEMA_VERSION}")
+    return doc
 
 
 def _run_claims(
@@ -347,10 +511,14 @@ def _run_claims(
     controls: bool,
     progress: TextIO | None,
     command: Sequence[str] | None,
+    restart: bool,
 ) -> RunResult:
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a directory, so it cannot be a run "
+                         "directory")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def say(text: str) -> None:
@@ -358,8 +526,8 @@ def _run_claims(
             progress.write(text)
             progress.flush()
 
+    ids = [getattr(c, "id", type(c).__name__) for c in claims]
     if command is None:
-        ids = [getattr(c, "id", type(c).__name__) for c in claims]
         command = reproduce_command(
             tier=tier, seed=seed, out_dir=out_dir, claim_ids=ids, controls=controls
         )
@@ -367,36 +535,98 @@ def _run_claims(
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "complete": False,
+        "interrupted": None,
         "tier": tier,
         "seed": seed,
         "controls": controls,
         "command": list(command),
+        "planned_claims": ids,
         "started_utc": _utc_now(),
         "finished_utc": None,
         "runtime_s": None,
+        "attempts": [],
         "fingerprint": fingerprint(),
         "execution": execution_record(current_execution()),
         "implementation": under_test().record(),
         "claims": [],
     }
     results_path = out_dir / RESULTS_FILE
+    try:
+        earlier = previous_run(out_dir)
+    except InputError as problem:
+        if not restart:
+            raise InputError(f"{problem}; the run directory holds something else, so nothing "
+                             "was run (choose another --out, or replace it with --restart)"
+                             ) from None
+        say(f"{out_dir}: replacing an unreadable {RESULTS_FILE} ({problem})\n")
+        earlier = None
+    kept: dict[str, dict[str, Any]] = {}
+    if earlier is not None and (pid := running_elsewhere(earlier)) is not None:
+        raise InputError(f"{results_path}: another run (process {pid}) is writing into "
+                         f"{out_dir}; choose another --out")
+    if earlier is not None:
+        same_plan = not earlier.get("complete") and _plan(earlier) == _plan(doc)
+        if same_plan and not restart:
+            kept = {e["id"]: e for e in earlier["claims"] if e["id"] in ids}
+            doc["attempts"] = list(earlier.get("attempts") or [])
+            doc["started_utc"] = earlier.get("started_utc", doc["started_utc"])
+            say(f"resuming the interrupted run in {out_dir}: {len(kept)} of {len(ids)} claims "
+                "already judged\n")
+        else:
+            what = ("a complete run" if earlier.get("complete") else "an unfinished run"
+                    + ("" if same_plan else " of another plan"))
+            say(f"{out_dir} holds {what} (started {earlier.get('started_utc', '?')}); "
+                "replacing it\n")
+            _remove_figures(out_dir, earlier)
+    doc["claims"] = [kept[cid] for cid in ids if cid in kept]
+    attempt = {"started_utc": _utc_now(), "finished_utc": None, "outcome": "running",
+               "runtime_s": None, "host": platform.node(), "pid": os.getpid()}
+    doc["attempts"].append(attempt)
+    earlier_runtime = sum(a.get("runtime_s") or 0.0 for a in doc["attempts"][:-1])
+    # mark the directory as in progress before any work: never an earlier run's results
+    write_json_atomic(results_path, doc)
+    write_reports(out_dir, doc)
     say(f"running {len(claims)} claims at the {tier} tier (seed {seed}) into {out_dir}\n")
-    planned = claim_jobs(claims, tier, controls)
-    trainings = planned if current_execution().train else []
-    if trainings:
-        say(f"training {len(trainings)} jobs first (cached ones are read, not rerun)\n")
-        try:
-            run_in_context(trainings)
-        except Exception as exc:  # each claim that needs the failed job reports the error
-            say(f"a training job failed ({type(exc).__name__}: {exc}); continuing\n")
-    for i, claim in enumerate(claims, start=1):
-        say(f"[{i}/{len(claims)}] {getattr(claim, 'id', type(claim).__name__)} ... ")
-        doc["claims"].append(
-            run_one(claim, tier=tier, seed=seed, out_dir=out_dir, controls=controls, say=say)
-        )
-        write_json_atomic(results_path, doc)
-    doc["trainings"] = training_summary(planned)
-    doc |= {"complete": True, "finished_utc": _utc_now(), "runtime_s": time.perf_counter() - start}
+    planned: list[Job] = []
+    try:
+        todo = [claim for claim, cid in zip(claims, ids, strict=True) if cid not in kept]
+        planned = claim_jobs(todo, tier, controls)
+        trainings = planned if current_execution().train else []
+        if trainings:  # first, all together (the progress printer says how many are cached)
+            try:
+                run_in_context(trainings)
+            except Exception as exc:  # each claim that needs the failed job reports the error
+                say(f"a training job failed ({type(exc).__name__}: {exc}); continuing\n")
+        for i, (claim, cid) in enumerate(zip(claims, ids, strict=True), start=1):
+            if cid in kept:
+                continue
+            say(f"[{i}/{len(claims)}] {cid} ... ")
+            entry = run_one(claim, tier=tier, seed=seed, out_dir=out_dir, controls=controls,
+                            say=say)
+            doc["claims"] = [*doc["claims"], entry]
+            doc["claims"].sort(key=lambda e: ids.index(e["id"]))
+            write_json_atomic(results_path, doc)
+    except KeyboardInterrupt as stop:
+        name = "SIGTERM" if isinstance(stop, Terminated) else "SIGINT"
+        with _no_interrupts():
+            say("\n")
+            runtime = time.perf_counter() - start
+            attempt |= {"finished_utc": _utc_now(), "outcome": f"interrupted ({name})",
+                        "runtime_s": runtime}
+            doc |= {"interrupted": name, "runtime_s": earlier_runtime + runtime,
+                    "finished_utc": attempt["finished_utc"],
+                    "trainings": training_summary(planned)}
+            write_json_atomic(results_path, doc)
+            results = read_json(results_path)
+            write_reports(out_dir, results)
+        raise RunInterrupted(RunResult(results, out_dir), name, len(doc["claims"]),
+                             len(ids)) from None
+    runtime = time.perf_counter() - start
+    attempt |= {"finished_utc": _utc_now(), "outcome": "complete", "runtime_s": runtime}
+    doc["trainings"] = training_summary(claim_jobs(claims, tier, controls) if kept else planned)
+    doc["corrupt_cache_files"] = _quarantined()
+    doc |= {"complete": True, "finished_utc": _utc_now(),
+            "runtime_s": earlier_runtime + runtime}
     write_json_atomic(results_path, doc)
     # render from what was written, so `trpo-claims report` reproduces this file exactly
     results = read_json(results_path)
@@ -404,12 +634,37 @@ def _run_claims(
     return RunResult(results=results, out_dir=out_dir)
 
 
+def _quarantined() -> list[dict[str, str]]:
+    cache = current_execution().cache
+    return list(getattr(cache, "quarantined", []))
+
+
+def _remove_figures(out_dir: Path, earlier: Mapping[str, Any]) -> None:
+    """Delete the figures an earlier run in ``out_dir`` listed (so none is shown as this run's);
+    nothing else in the directory is touched."""
+    root = out_dir.resolve()
+    for entry in earlier.get("claims", []):
+        for figure in entry.get("figures") or []:
+            path = (out_dir / figure).resolve()
+            if path.is_relative_to(root) and path.is_file():
+                path.unlink()
+
+
 def load_results(run_dir: Path | str) -> dict[str, Any]:
-    """The results document of a run directory (raises FileNotFoundError naming the file)."""
-    path = Path(run_dir) / RESULTS_FILE
+    """The results document of a run directory; InputError (a ValueError) naming the file and
+    the problem when the directory or its results.json is missing, unreadable or not one."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise MissingInputError(f"{run_dir}: no such directory (expected a run directory with "
+                                f"{RESULTS_FILE})")
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: not a directory (expected a run directory with "
+                         f"{RESULTS_FILE})")
+    path = run_dir / RESULTS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no {RESULTS_FILE} in {run_dir} (expected {path})")
-    return read_json(path)
+        listing = "it is empty" if not any(run_dir.iterdir()) else f"no {RESULTS_FILE} in it"
+        raise MissingInputError(f"{run_dir}: not a run directory ({listing}; expected {path})")
+    return check_results(load_json(path, f"a {RESULTS_FILE} written by trpo-claims run"), path)
 
 
 def rerender_report(run_dir: Path | str) -> Path:

@@ -85,3 +85,37 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+class InputError(ValueError):
+    """A file the user named cannot be used: missing, not JSON, or not the expected kind. Its
+    message is one sentence naming the file; the command line prints it and exits 2."""
+
+
+class MissingInputError(InputError, FileNotFoundError):
+    """An :class:`InputError` for a file or directory that is not there (also a
+    FileNotFoundError, for callers that catch that)."""
+
+
+def load_json(path: Path | str, what: str = "a JSON file") -> Any:
+    """The parsed JSON of ``path``, or :class:`InputError` naming the file and what is wrong
+    with it (missing, a directory, unreadable, empty, not UTF-8, not JSON: with line and
+    column). ``what`` says what the file should have been, for the message."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not {what}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MissingInputError(f"{path}: no such file (expected {what})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not text, so not {what}") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if not text.strip():
+        raise InputError(f"{path}: is empty, not {what}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}, column "
+                         f"{error.colno}); expected {what}") from None

@@ -6,7 +6,8 @@
 The determinism audit of a job cache: jobs are seeded, so on the machine and code that made a
 record, every field of its result (timings aside) must come back identical. Records made by other
 code are reported and not replayed (a difference there would be expected, not a bug). Prints one
-line per job with this run's wall time beside the cached one; exits 1 if any result differs.
+line per job with this run's wall time beside the cached one; exits 1 if any result differs, 2
+if a file named is missing or not a cache record (each named on its own line).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 from claims.jobs import made_by_current_code, replay
+from claims.serialize import InputError
 
 
 def record_paths(targets: list[str]) -> list[Path]:
@@ -24,7 +26,7 @@ def record_paths(targets: list[str]) -> list[Path]:
     paths: list[Path] = []
     for target in map(Path, targets):
         if not target.exists():
-            raise SystemExit(f"replay_jobs: no such file or directory: {target}")
+            raise SystemExit(f"replay_jobs: {target}: no such file or directory")
         paths += sorted(target.glob("*.json")) if target.is_dir() else [target]
     return paths
 
@@ -39,9 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     paths = record_paths(args.targets)
     if args.sample is not None:
         paths = sorted(random.Random(args.seed).sample(paths, min(args.sample, len(paths))))
-    differing = 0
+    differing, unreadable = 0, 0
     for path in paths:
-        if not made_by_current_code(path):
+        try:
+            current = made_by_current_code(path)
+        except InputError as problem:
+            print(f"replay_jobs: {problem}", file=sys.stderr)
+            unreadable += 1
+            continue
+        if not current:
             print(f"{path.name}: made by other code, not replayed")
             continue
         outcome = replay(path)
@@ -49,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         differing += not outcome.identical
         print(f"{path.name}: {outcome.label}: {status} ({outcome.wall_s:.1f} s now, "
               f"{outcome.cached_wall_s:.1f} s cached)", flush=True)
-    print(f"{len(paths)} records, {differing} differing", file=sys.stderr)
-    return 1 if differing else 0
+    print(f"{len(paths)} records, {differing} differing, {unreadable} unreadable",
+          file=sys.stderr)
+    return 2 if unreadable else 1 if differing else 0
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import sys
 import time
 
 from claims.empirical import protocol
-from claims.jobs import EXECUTORS, Execution, JobCache, execution, run_in_context
+from claims.jobs import EXECUTORS, Execution, JobCache, ProgressPrinter, execution, run_in_context
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     settings = Execution(cache=JobCache(args.cache), executor=args.executor,
-                         max_workers=args.jobs, address=args.address)
+                         max_workers=args.jobs, address=args.address,
+                         progress=ProgressPrinter())  # one counter over every stage
     with execution(settings):
         for number, plan in enumerate(protocol.stages(args.tier), start=1):
             stage = plan()  # planned only now: stage 2 needs stage 1's results

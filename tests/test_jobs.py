@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import multiprocessing
 import os
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from claims.jobs import (
     Job,
     JobCache,
+    ProgressPrinter,
     code_version,
     execute,
     job_key,
@@ -104,14 +107,44 @@ def test_a_new_code_version_misses_the_cache(tmp_path):
     assert JobCache(tmp_path, version="v2").get(jobs[0]) is None
 
 
-def test_a_corrupt_cache_file_is_recomputed(tmp_path):
+@pytest.mark.parametrize(("content", "reason"), [
+    ('{"job": ', "not valid JSON (Expecting value at line 1, column 9)"),  # half a file
+    ("[1, 2]", "not a job record"),
+    ('{"job": {}, "code": "v", "wall_s": 1.0, "result": {"value": 1}}', "holds another job"),
+    ('{"job": {}, "code": "v"}', "not a job record (needs job, code, wall_s, result)"),
+    (b"\xff\xfe\x00", "unreadable"),
+])
+def test_a_corrupt_cache_file_is_moved_aside_with_its_reason_and_retrained(tmp_path, capsys,
+                                                                          content, reason):
     cache = JobCache(tmp_path, version="v")
     job = jobs_of("square", [5])[0]
-    cache.path(job).parent.mkdir(parents=True, exist_ok=True)
-    cache.path(job).write_text('{"job": ')  # half a file
+    path = cache.path(job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
     assert cache.get(job) is None
+    (moved,) = (tmp_path / "corrupt").glob("*.json")
+    assert moved.read_bytes() == (content if isinstance(content, bytes) else content.encode())
+    assert reason in moved.with_suffix(".reason.txt").read_text()
+    assert cache.quarantined[0]["reason"].startswith(reason.split(" (")[0])
+    err = capsys.readouterr().err
+    assert f"job cache: {path} is corrupt" in err and reason in err and len(err.splitlines()) == 1
     assert run_jobs([job], cache, progress=None)[0]["value"] == 25
-    assert cache.get(job)["value"] == 25
+    assert cache.get(job)["value"] == 25 and not capsys.readouterr().err
+
+
+def test_a_record_holds_its_provenance_outside_the_key(tmp_path):
+    cache = JobCache(tmp_path, version="v")
+    job = jobs_of("square", [2])[0]
+    run_jobs([job], cache, progress=None)
+    record = cache.record(job)
+    assert set(record["provenance"]) == {"commit", "dirty", "host", "cpu_model", "finished_utc"}
+    assert record["provenance"]["host"] and record["provenance"]["finished_utc"].endswith("Z")
+    assert cache.path(job).name == f"{job_key(job, 'v')}.json"  # the key is unchanged
+    assert cache.written == {job_key(job, "v")}
+    assert JobCache(tmp_path, version="v").written == set()  # a new run read it, trained nothing
 
 
 def test_a_failing_job_keeps_the_finished_ones_and_a_rerun_resumes(tmp_path):
@@ -156,10 +189,30 @@ def test_progress_lines_count_and_estimate_time_left(tmp_path, capsys):
     jobs = [Job("c", "t", "a", seed, "tests.test_jobs:square", {"x": seed}) for seed in range(3)]
     cache = JobCache(tmp_path, version="v")
     run_jobs(jobs[:1], cache)
+    capsys.readouterr()
     run_jobs(jobs, cache)
     lines = capsys.readouterr().err.splitlines()
-    assert lines[1] == "[1/3] c t a seed 0 (cached)"
-    assert lines[2].startswith("[2/3] c t a seed 1 (") and "left)" in lines[2]
+    assert lines[0] == "3 trainings: 1 read from the cache, 2 to train"  # one line, not one each
+    assert lines[1].startswith("[1/2] c t a seed 1 (") and "left)" in lines[1]
+    assert lines[2].startswith("[2/2] c t a seed 2 (") and len(lines) == 3
+
+
+def test_one_progress_counter_across_the_calls_of_a_run(tmp_path):
+    """A run's printer counts every job it trains in one counter; calls that only read the
+    cache after the first print nothing (the issue: cached lines repeated with restarting
+    counters [1/5], [1/8], [1/5])."""
+    stream = io.StringIO()
+    printer = ProgressPrinter(stream)
+    cache = JobCache(tmp_path, version="v")
+    jobs = jobs_of("square", range(4))
+    run_jobs(jobs[:2], cache, progress=printer)
+    run_jobs(jobs[:2], cache, progress=printer)  # all cached: silent
+    run_jobs(jobs, cache, progress=printer)
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["2", "[1/2]", "[2/2]", "4", "[3/4]",
+                                                         "[4/4]"]
+    assert lines[0] == "2 trainings: 0 read from the cache, 2 to train"
+    assert lines[3] == "4 trainings: 2 read from the cache, 2 to train"
 
 
 def test_job_code_version_covers_trpo_ref_and_the_job_module_only():
@@ -186,3 +239,28 @@ def test_replay_reproduces_a_cached_job_and_names_a_tampered_field(tmp_path):
     record["code"] = "other"
     path.write_text(json.dumps(record))
     assert not made_by_current_code(path)
+
+
+def test_replay_script_names_a_file_that_is_not_a_record_and_exits_2(tmp_path, capsys,
+                                                                     load_script):
+    (tmp_path / "broken.json").write_text('{"job": ')
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    assert load_script("replay_jobs").main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"replay_jobs: {tmp_path / 'broken.json'}: not valid JSON")
+    assert err[1] == (f"replay_jobs: {tmp_path / 'other.json'}: not a job-cache record "
+                      "(needs job, code, wall_s, result)")
+    assert err[2] == "2 records, 0 differing, 2 unreadable"
+
+
+def test_an_interrupt_terminates_the_pool_workers(tmp_path):
+    """Ctrl-C while jobs run on the pool: the workers are stopped, not left training."""
+    jobs = jobs_of("square", range(4))
+
+    def interrupt(done, total, job, wall_s):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, JobCache(tmp_path, version="v"), executor="process", max_workers=2,
+                 progress=interrupt)
+    assert multiprocessing.active_children() == []

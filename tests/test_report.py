@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
 from html.parser import HTMLParser
@@ -14,6 +15,7 @@ from toy_claims import EXPECTED, PassingClaim, toy_claims
 from claims.cli import main
 from claims.core import Evidence
 from claims.report import (
+    HTML_VERDICT_COLUMNS,
     VERDICT_COLUMNS,
     claim_command,
     deviations,
@@ -61,8 +63,8 @@ def results(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def page(results: dict) -> str:
-    return render_html(results)
+def page(results: dict, run_dir: Path) -> str:
+    return render_html(results, run_dir)
 
 
 class _Collector(HTMLParser):
@@ -92,7 +94,7 @@ def test_run_writes_both_reports_and_write_reports_reproduces_them(run_dir, resu
     md_path, html_path = write_reports(run_dir)
     assert (md_path.name, html_path.name) == ("report.md", "report.html")
     assert md_path.read_text() == render_markdown(results)
-    assert html_path.read_text() == render_html(results)
+    assert html_path.read_text() == render_html(results, run_dir)
 
 
 def test_html_is_one_page_without_scripts_or_external_resources(page):
@@ -106,30 +108,59 @@ def test_html_is_one_page_without_scripts_or_external_resources(page):
             assert not re.match(r"^(https?:)?//", value or ""), (tag, attrs)
 
 
-def test_every_claim_has_a_table_row_and_a_section(results, page):
+def test_every_claim_has_a_table_row_and_a_folded_section(results, page):
     parsed = _parse(page)
     section_ids = {a.get("id") for tag, a in parsed.tags if tag == "section"}
     links = {a.get("href") for tag, a in parsed.tags if tag == "a"}
     for entry in results["claims"]:
         assert f"claim-{entry['id']}" in section_ids
         assert f"#claim-{entry['id']}" in links
-    headers = re.findall(r"<th>(.*?)</th>", page.split("<h2>Verdicts</h2>")[1])
-    assert headers[: len(VERDICT_COLUMNS)] == list(VERDICT_COLUMNS)
+    headers = re.findall(r"<th>(.*?)</th>", page.split("<h3>Verdicts</h3>")[1])
+    assert headers[: len(HTML_VERDICT_COLUMNS)] == list(HTML_VERDICT_COLUMNS)
+    # details are folded, except where the claim needs a look
+    opened = re.findall(r'<section class="claim" id="claim-([^"]+)">\n<details open>', page)
+    assert set(opened) == {"toy.fail", "toy.raise", "toy.leaky", "toy.inconclusive",
+                           "toy.nonfinite"}
+
+
+def test_the_overview_comes_first_with_counts_attention_and_the_table(page):
+    overview = page.split("<h2>Overview</h2>")[1].split("<h2>Claims</h2>")[0]
+    assert page.index("<h2>Overview</h2>") < page.index("<h2>Claims</h2>")
+    assert '<span class="status s-SUPPORTED">3 SUPPORTED</span>' in overview
+    assert '<span class="status s-REFUTED">2 REFUTED</span>' in overview
+    attention = overview.split('<div class="attention">')[1].split("</div>")[0]
+    for cid in ("toy.fail", "toy.raise", "toy.inconclusive", "toy.nonfinite", "toy.leaky"):
+        assert f'href="#claim-{cid}"' in attention
+    assert "toy.pass<" not in attention and "toy.hostile<" not in attention
+    assert "Negative controls: 5 of 7 pass (REFUTED, as they must); 2 FAIL" in overview
 
 
 @pytest.mark.parametrize("cid", sorted(EXPECTED))
-def test_verdict_cells_are_coloured_by_status(page, cid):
+def test_verdict_cells_are_coloured_by_status_and_a_refuted_control_is_a_pass(page, cid):
     status, control = EXPECTED[cid]
     row = re.search(rf'<tr><td><a href="#claim-{re.escape(cid)}">.*?</tr>', page)
     assert row is not None
     cells = re.findall(r"<td[^>]*>.*?</td>", row.group(0))
-    verdict = cells[VERDICT_COLUMNS.index("Verdict")]
-    control_cell = cells[VERDICT_COLUMNS.index("Control")]
+    verdict = cells[HTML_VERDICT_COLUMNS.index("Verdict")]
+    control_cell = cells[HTML_VERDICT_COLUMNS.index("Control")]
     assert f'class="status s-{status}">{status}<' in verdict
     if control is None:
         assert "class=" not in control_cell
+    elif control == "REFUTED":  # the outcome a control must have: a pass, not a red REFUTED
+        assert '<span class="control c-pass"><b>pass</b> (REFUTED)</span>' in control_cell
+        assert "s-REFUTED" not in control_cell
     else:
-        assert f'class="status s-{control}">{control}<' in control_cell
+        assert (f'<span class="control c-FAIL"><b>FAIL</b> ({control}; must be REFUTED)'
+                in control_cell)
+
+
+def test_markdown_says_pass_for_a_refuted_control(results):
+    md = render_markdown(results)
+    row = next(line for line in md.splitlines() if line.startswith("| [`toy.pass`]"))
+    assert "| pass (REFUTED) |" in row
+    leaky = next(line for line in md.splitlines() if line.startswith("| [`toy.leaky`]"))
+    assert "| **FAIL (SUPPORTED; must be REFUTED)** |" in leaky
+    assert '<a id="claim-toy.pass"></a>' in md  # the table's links land on the section
 
 
 def test_css_colours_every_status(page):
@@ -156,12 +187,23 @@ def test_error_tracebacks_are_folded(page):
     assert "ValueError: toy failure inside run" in section
 
 
-def test_figures_are_relative_images(run_dir, page):
+def test_figures_are_embedded_so_the_page_stands_alone(run_dir, page):
     images = [a for tag, a in _parse(page).tags if tag == "img"]
-    sources = [a["src"] for a in images]
-    assert sources == ["figures/toy.pass.png", "figures/hostile curve.png"]
-    assert all((run_dir / src).is_file() for src in sources)
+    assert [a["alt"] for a in images] == ["toy.pass.png", "hostile curve.png"]
+    for image, name in zip(images, ["toy.pass.png", "hostile curve.png"], strict=True):
+        encoded = base64.b64encode((run_dir / "figures" / name).read_bytes()).decode()
+        assert image["src"] == f"data:image/png;base64,{encoded}"
     assert "Figure error (not fatal): <code>RuntimeError: toy plotting bug</code>" in page
+
+
+def test_a_missing_figure_is_linked_and_says_so(results, tmp_path):
+    page = render_html(results, tmp_path)  # a directory without the figures
+    assert '<img src="figures/toy.pass.png"' in page
+    assert "(not embedded: file not found)" in page
+
+
+def test_markdown_links_figures(results):
+    assert "![toy.pass.png](figures/toy.pass.png)" in render_markdown(results)
 
 
 def test_deviations_are_collected_run_wide_first(results):
@@ -220,12 +262,14 @@ def test_claim_command_keeps_no_controls(results):
     assert claim_command(no_controls, "toy.pass")[-1] == "--no-controls"
 
 
-def test_markdown_verdict_table_has_a_tier_column(results):
+def test_markdown_verdict_table_is_compact(results):
     md = render_markdown(results)
     assert "| " + " | ".join(VERDICT_COLUMNS) + " |" in md
-    row = next(line for line in md.splitlines() if line.startswith("| `toy.pass` |"))
+    row = next(line for line in md.splitlines() if line.startswith("| [`toy.inconclusive`]"))
     cells = [c.strip() for c in row.strip("|").split(" | ")]
-    assert cells[VERDICT_COLUMNS.index("Tier")] == "quick"
+    assert cells[VERDICT_COLUMNS.index("Estimate [CI]")] == "1.01 [-0.49, 2.51]"
+    assert cells[VERDICT_COLUMNS.index("Rule")] == "mean margin >= 0"
+    assert md.index("## Overview") < md.index("### Verdicts") < md.index("## Claims")
 
 
 def test_environment_is_in_both_formats(results, page):
@@ -240,7 +284,7 @@ def test_cli_report_writes_both_files_and_names_them(run_dir, capsys):
     assert main(["report", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert out == f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}\n"
-    assert (run_dir / "report.html").read_text() == render_html(load_results(run_dir))
+    assert (run_dir / "report.html").read_text() == render_html(load_results(run_dir), run_dir)
 
 
 def test_a_control_still_waiting_for_trainings_is_reported_as_pending_not_as_a_defect():

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from toy_claims import EXPECTED, PassingClaim, ToyClaim, toy_claims
 
 from claims.core import Evidence, Verdict
-from claims.report import render_markdown
+from claims.report import fmt_seconds, render_markdown
 from claims.runner import (
     FAIL_ON_CHOICES,
     SCHEMA_VERSION,
+    RunInterrupted,
     failure_reasons,
     load_results,
     rerender_report,
     run_claims,
 )
+from claims.serialize import InputError
 
 ENTRY_KEYS = {
     "id", "description", "budget", "verdict", "evidence", "error", "control", "runtime_s",
@@ -127,19 +131,28 @@ def test_progress_lines(full_run):
     lines = progress.splitlines()
     assert lines[0].startswith("running 7 claims at the quick tier (seed 3)")
     assert lines[1].startswith("[1/7] toy.pass ... SUPPORTED (min margin = 1; rule >= 0)")
-    assert lines[1].endswith("| control: REFUTED")
+    assert "| control: REFUTED | " in lines[1]
     leaky = next(line for line in lines if "toy.leaky" in line)
-    assert leaky.endswith("| control: SUPPORTED (must be REFUTED!)")
+    assert "| control: SUPPORTED (must be REFUTED!) | " in leaky
     assert "figures failed: RuntimeError" in next(line for line in lines if "toy.fail" in line)
+
+
+def test_each_progress_line_ends_with_the_reports_runtime(full_run):
+    """The time printed per claim is the report's Runtime (claim + control + figures), not the
+    claim's run alone."""
+    results, progress, _ = full_run
+    lines = {line.split()[1]: line for line in progress.splitlines() if line.startswith("[")}
+    for entry in results["claims"]:
+        assert lines[entry["id"]].endswith(f"| {fmt_seconds(entry['runtime_s']['total'])}")
 
 
 def test_report_has_table_warnings_and_sections(full_run):
     _, _, out = full_run
     report = (out / "report.md").read_text()
     assert report.startswith("# trpo-claims report: quick tier")
-    assert "| Claim | Title | Source | Kind | Statistic | Rule | Estimate | CI | n |" in report
-    assert "| `toy.pass` | A toy claim that holds |" in report
-    warnings = report.split("## WARNING")[1].split("## Verdicts")[0]
+    assert "| Claim | Title | Verdict | Estimate [CI] | Rule | n | Control | Runtime |" in report
+    assert "| [`toy.pass`](#claim-toy.pass) | A toy claim that holds | **SUPPORTED** |" in report
+    warnings = report.split("## WARNING")[1].split("## Overview")[0]
     assert "`toy.leaky` came out **SUPPORTED**, not REFUTED" in warnings
     assert "`toy.raise` raised an ERROR" in warnings
     assert "`toy.pass`" not in warnings
@@ -208,12 +221,89 @@ class InterruptingClaim(ToyClaim):
 
 
 def test_an_interrupted_run_keeps_the_claims_already_judged(tmp_path):
-    with pytest.raises(KeyboardInterrupt):
-        run_claims([PassingClaim(), InterruptingClaim()], tier="quick", seed=0, out_dir=tmp_path)
+    claims = [PassingClaim(), InterruptingClaim(), *toy_claims("toy.fail")]
+    with pytest.raises(RunInterrupted) as stopped:
+        run_claims(claims, tier="quick", seed=0, out_dir=tmp_path)
+    assert isinstance(stopped.value, KeyboardInterrupt)  # callers that catch Ctrl-C still do
+    assert (stopped.value.signal_name, stopped.value.exit_status) == ("SIGINT", 130)
     partial = load_results(tmp_path)
-    assert partial["complete"] is False
+    assert partial["complete"] is False and partial["interrupted"] == "SIGINT"
     assert [e["id"] for e in partial["claims"]] == ["toy.pass"]
-    assert "did not finish" in render_markdown(partial)
+    assert "interrupted (SIGINT) after 1 of 3 claims" in render_markdown(partial)
+    assert "interrupted (SIGINT) after 1 of 3 claims" in (tmp_path / "report.html").read_text()
+
+
+class ResultsSpy(ToyClaim):
+    """Reads results.json of its run directory while it runs (what a person looking at the
+    directory mid-run would see)."""
+
+    id = "toy.spy"
+    seen: ClassVar[list[dict]] = []
+
+    def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
+        if not control:
+            self.seen.append(load_results(self.out_dir))
+        return super().run(tier, control=control, seed=seed)
+
+
+def test_the_run_directory_is_marked_in_progress_before_any_work(tmp_path):
+    """An earlier complete run in the same directory is replaced at the start, not left
+    looking current while the new run works (the issue: a Ctrl-C left complete: true)."""
+    run_claims(toy_claims("toy.fail"), tier="quick", seed=0, out_dir=tmp_path)
+    assert (tmp_path / "figures").exists() is True
+    spy = ResultsSpy()
+    spy.out_dir = tmp_path
+    stream = io.StringIO()
+    run_claims([PassingClaim(), spy], tier="quick", seed=0, out_dir=tmp_path, progress=stream)
+    (during,) = ResultsSpy.seen
+    assert during["complete"] is False and during["planned_claims"] == ["toy.pass", "toy.spy"]
+    assert [e["id"] for e in during["claims"]] == ["toy.pass"]
+    assert f"{tmp_path} holds a complete run (started " in stream.getvalue()
+    assert "replacing it" in stream.getvalue()
+
+
+def test_a_rerun_of_an_unfinished_run_resumes_and_restart_does_not(tmp_path):
+    claims = [PassingClaim(), InterruptingClaim()]
+    with pytest.raises(RunInterrupted):
+        run_claims(claims, tier="quick", seed=0, out_dir=tmp_path)
+    first = load_results(tmp_path)["claims"][0]
+    # the same plan again: toy.pass is kept, not run again (the second claim interrupts again)
+    stream = io.StringIO()
+    with pytest.raises(RunInterrupted):
+        run_claims(claims, tier="quick", seed=0, out_dir=tmp_path, progress=stream)
+    assert "resuming the interrupted run" in stream.getvalue()
+    assert load_results(tmp_path)["claims"][0] == first
+    assert len(load_results(tmp_path)["attempts"]) == 2
+    stream = io.StringIO()
+    with pytest.raises(RunInterrupted):
+        run_claims(claims, tier="quick", seed=0, out_dir=tmp_path, progress=stream,
+                   restart=True)
+    assert "resuming" not in stream.getvalue() and "replacing it" in stream.getvalue()
+    assert len(load_results(tmp_path)["attempts"]) == 1
+
+
+def test_a_different_plan_does_not_resume(tmp_path):
+    with pytest.raises(RunInterrupted):
+        run_claims([PassingClaim(), InterruptingClaim()], tier="quick", seed=0, out_dir=tmp_path)
+    stream = io.StringIO()
+    result = run_claims([PassingClaim()], tier="quick", seed=1, out_dir=tmp_path,
+                        progress=stream)
+    assert "an unfinished run of another plan" in stream.getvalue()
+    assert result.results["complete"] is True and len(result.results["attempts"]) == 1
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "not valid JSON"),
+    ('{"claims": []}', "not a trpo-claims results.json (no 'tier' field)"),
+    ("[]", "not a trpo-claims results.json (a JSON list, not an object)"),
+])
+def test_a_run_directory_holding_something_else_is_not_overwritten(tmp_path, content, message):
+    (tmp_path / "results.json").write_text(content)
+    with pytest.raises(InputError, match=re.escape(message)):
+        run_claims([PassingClaim()], tier="quick", seed=0, out_dir=tmp_path)
+    assert (tmp_path / "results.json").read_text() == content
+    result = run_claims([PassingClaim()], tier="quick", seed=0, out_dir=tmp_path, restart=True)
+    assert result.results["complete"] is True
 
 
 @pytest.mark.parametrize(
@@ -276,3 +366,39 @@ def test_errors_in_every_phase_are_caught_and_named(tmp_path, claim, phase, erro
     # evidence that was produced before decide() failed is kept
     assert (entry["evidence"] is not None) == (phase == "decide")
     assert f"`{entry['id']}` raised an ERROR" in result.report_path.read_text()
+
+
+def _killed_run(out: Path, pid: int) -> None:
+    """results.json as a run of [toy.pass, toy.interrupt] left it when killed outright (no
+    chance to record it) after judging toy.pass, by the process ``pid`` on this host."""
+    with pytest.raises(RunInterrupted):
+        run_claims([PassingClaim(), InterruptingClaim()], tier="quick", seed=0, out_dir=out)
+    doc = load_results(out)
+    doc["interrupted"] = None
+    doc["attempts"][-1] |= {"outcome": "running", "pid": pid, "finished_utc": None}
+    (out / "results.json").write_text(json.dumps(doc))
+
+
+def test_a_run_killed_outright_is_resumed_and_a_live_one_is_left_alone(tmp_path):
+    import platform
+    import subprocess
+    import sys
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    _killed_run(tmp_path / "killed", finished.pid)  # its process is gone: resumable
+    stream = io.StringIO()
+    with pytest.raises(RunInterrupted):
+        run_claims([PassingClaim(), InterruptingClaim()], tier="quick", seed=0,
+                   out_dir=tmp_path / "killed", progress=stream)
+    assert "resuming the interrupted run" in stream.getvalue()
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _killed_run(tmp_path / "live", alive.pid)
+        assert load_results(tmp_path / "live")["attempts"][-1]["host"] == platform.node()
+        with pytest.raises(InputError, match=f"another run \\(process {alive.pid}\\) is writing"):
+            run_claims([PassingClaim()], tier="quick", seed=0, out_dir=tmp_path / "live")
+    finally:
+        alive.kill()
+        alive.wait()

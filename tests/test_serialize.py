@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from claims.serialize import dumps, json_float, to_jsonable, write_text_atomic
+from claims.serialize import (
+    InputError,
+    dumps,
+    json_float,
+    load_json,
+    to_jsonable,
+    write_text_atomic,
+)
 
 
 class Colour(StrEnum):
@@ -104,3 +111,36 @@ json_values = st.recursive(
 @given(json_values)
 def test_dumps_round_trips_any_json_value(value):
     assert json.loads(dumps(value)) == value
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "no such file (expected a results.json)"),
+    ("", "is empty, not a results.json"),
+    ("  \n", "is empty, not a results.json"),
+    ('{"a": ', "not valid JSON (Expecting value at line 1, column 7); expected a results.json"),
+    ("[project]\nname = 1\n", "not valid JSON (Expecting value at line 1, column 2)"),
+    (b"\xff\xfe", "not text, so not a results.json"),
+])
+def test_load_json_names_the_file_and_the_problem(tmp_path, content, message):
+    path = tmp_path / "results.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(InputError) as raised:
+        load_json(path, "a results.json")
+    assert str(raised.value) == f"{path}: {message}" or str(raised.value).startswith(
+        f"{path}: {message}")
+    assert isinstance(raised.value, ValueError)  # callers catching ValueError still do
+    assert isinstance(raised.value, FileNotFoundError) == (content is None)
+
+
+def test_load_json_on_a_directory(tmp_path):
+    with pytest.raises(InputError, match="is a directory, not a JSON file"):
+        load_json(tmp_path)
+
+
+def test_load_json_reads_what_dumps_writes(tmp_path):
+    path = tmp_path / "x.json"
+    write_text_atomic(path, dumps({"v": math.inf, "a": np.arange(2)}))
+    assert load_json(path) == {"v": "inf", "a": [0, 1]}

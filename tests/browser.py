@@ -1,0 +1,119 @@
+"""Headless Chromium for the tests that look at a rendered page (report.html, the climb
+explorer): one place that starts the browser the same way everywhere, or skips with the reason.
+
+    from browser import chromium  # noqa: F401  (a pytest fixture)
+
+    def test_page_fits(chromium, tmp_path):
+        driver = chromium(width=1366)
+        driver.get(page.as_uri())
+
+(or ``shared_chromium``: one browser for the module, resized with :func:`set_viewport`).
+
+The browser is the system's Chromium and chromedriver (Debian: ``apt-get install chromium
+chromium-driver``), driven by selenium (the ``test`` extra). Each start gets a fresh profile
+directory (``--user-data-dir``) and the flags in :data:`CHROMIUM_FLAGS`, which keep it from
+touching the network or the machine's profile. Where Chromium, chromedriver or selenium is
+missing, the test is SKIPPED, naming what is missing: it never passes without looking.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM_FLAGS: tuple[str, ...] = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+DEFAULT_HEIGHT = 900
+
+
+def _executable(preferred: Path, name: str) -> Path | None:
+    if preferred.is_file():
+        return preferred
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
+def browser_unavailable() -> str | None:
+    """Why no headless Chromium can start here (None when it can)."""
+    if importlib.util.find_spec("selenium") is None:
+        return "selenium is not installed (it is in the test extra: pip install -e '.[test]')"
+    if _executable(CHROMIUM, "chromium") is None:
+        return f"no Chromium at {CHROMIUM} or on PATH (Debian: apt-get install chromium)"
+    if _executable(CHROMEDRIVER, "chromedriver") is None:
+        return (f"no chromedriver at {CHROMEDRIVER} or on PATH (Debian: apt-get install "
+                "chromium-driver)")
+    return None
+
+
+def start_chromium(user_data_dir: Path, width: int, height: int = DEFAULT_HEIGHT) -> Any:
+    """A selenium WebDriver on a new headless Chromium whose viewport is ``width`` x
+    ``height`` CSS pixels, with a fresh profile in ``user_data_dir``. The caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(_executable(CHROMIUM, "chromium"))
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}",
+                 f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    service = Service(executable_path=str(_executable(CHROMEDRIVER, "chromedriver")))
+    driver = webdriver.Chrome(options=options, service=service)
+    set_viewport(driver, width, height)
+    return driver
+
+
+def set_viewport(driver: Any, width: int, height: int = DEFAULT_HEIGHT) -> None:
+    """Resize the window so that the page's viewport (``window.innerWidth`` x
+    ``innerHeight``, scrollbar included) is ``width`` x ``height`` CSS pixels."""
+    outer = driver.get_window_size()
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    if inner != [width, height]:
+        driver.set_window_size(outer["width"] + width - inner[0],
+                               outer["height"] + height - inner[1])
+
+
+@pytest.fixture
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
+    """A function ``(width, height=900) -> WebDriver`` that starts headless Chromium with that
+    viewport (each call a fresh profile); every driver started is quit at teardown. Skips the
+    test, with the reason, where no browser can start."""
+    reason = browser_unavailable()
+    if reason is not None:
+        pytest.skip(f"headless Chromium unavailable: {reason}")
+    drivers: list[Any] = []
+
+    def start(width: int, height: int = DEFAULT_HEIGHT) -> Any:
+        driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"), width, height)
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium for a whole test module (a start costs seconds); each test sets
+    the viewport it needs with :func:`set_viewport`. Skips, with the reason, like
+    :func:`chromium`."""
+    reason = browser_unavailable()
+    if reason is not None:
+        pytest.skip(f"headless Chromium unavailable: {reason}")
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"), 1366)
+    yield driver
+    driver.quit()
