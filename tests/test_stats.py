@@ -157,7 +157,7 @@ def test_norm_of_mean_is_unbiased_where_the_plug_in_is_not():
     mu = np.zeros(50)
     mu[0] = 0.1
     covered, plugin = 0, []
-    for rep in range(40):
+    for _ in range(40):
         e = mu + rng.normal(size=(200, 50))
         estimate, (lo, hi) = norm_of_mean(leave_one_out_terms(e))
         assert lo <= estimate <= hi

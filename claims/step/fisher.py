@@ -517,7 +517,7 @@ class FisherUnbiased(Claim):
         "covariance is no longer the Fisher (Hopper's bounds are +-1 at std ~1)."
     )
     rule = DecisionRule(
-        statistic="max over tasks of |mean_r F_emp v - F v| / |F v| (relative error)",
+        statistic="max over tasks of |E F_emp v - F v| / |F v| (relative error, unbiased)",
         comparator="<=",
         threshold=0.1,
         alpha=0.05,
