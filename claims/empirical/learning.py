@@ -342,8 +342,14 @@ class DerivativeFreePoor(TwoArmClaim):
                 "policy) against single-path TRPO at equal env steps (1M, 5 seeds) on the Figure 4 "
                 "pairs: Swimmer (CEM, CMA), Hopper (CEM), Walker2d (CEM). Per pair, IQM final "
                 "return of the derivative-free method / IQM of TRPO's; the best pair is judged.")
-    negative_control = ("TRPO's own runs fed in as the derivative-free arm (a mislabelled "
-                        "results table): the ratio is 1, so 'poor' must be REFUTED.")
+    negative_control = ("The TRPO reference crippled by a plausible bug that removes its trust "
+                        "region: a step scale 10x too large (10x beta) with no KL test in the "
+                        "line search (the 'unchecked_big_step' runs, control seeds), against the "
+                        "real CEM/CMA runs. 'Poor' is relative to TRPO's trust-region steps; "
+                        "without them the derivative-free methods are no longer below half of "
+                        "TRPO, so the claim must fail. (Before issue 15 the control fed TRPO's "
+                        "own runs in as the CEM arm: REFUTED by construction, ratio 1.)")
+    control_fault = "unchecked_big_step"
     rule = DecisionRule(
         statistic="max over (task, method) of IQM final return, derivative-free / TRPO",
         comparator="<=", threshold=0.5, alpha=ALPHA,
@@ -362,9 +368,8 @@ class DerivativeFreePoor(TwoArmClaim):
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
         tasks = self.tasks(tier)
-        out = protocol.runs(tier, "trpo", tasks)
-        if not control:
-            out += [j for t, m in self._pairs(tier) for j in protocol.runs(tier, m, [t])]
+        out = protocol.runs(tier, "trpo", tasks, self.control_fault if control else None)
+        out += [j for t, m in self._pairs(tier) for j in protocol.runs(tier, m, [t])]
         return out
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
@@ -372,14 +377,14 @@ class DerivativeFreePoor(TwoArmClaim):
         ref: dict[str, list[float]] = {}
         runs: dict[str, dict[str, tuple[Job, Any]]] = {}
         for task, method in self._pairs(tier):
-            ref_jobs = protocol.runs(tier, "trpo", [task])
-            arm_jobs = ref_jobs if control else protocol.runs(tier, method, [task])
+            ref_jobs = protocol.runs(tier, "trpo", [task], self.control_fault if control else None)
+            arm_jobs = protocol.runs(tier, method, [task])
             ref_results, arm_results = protocol.results(ref_jobs), protocol.results(arm_jobs)
             arm[f"{task} {method}"] = [protocol.final_return(r) for r in arm_results]
             ref[f"{task} {method}"] = [protocol.final_return(r) for r in ref_results]
-            runs.setdefault("trpo", {}).update(
+            runs.setdefault("trpo" if not control else "trpo (10x step, no KL test)", {}).update(
                 (j.label, (j, r)) for j, r in zip(ref_jobs, ref_results, strict=True))
-            runs.setdefault(method if not control else f"{method} (mislabelled trpo)", {}).update(
+            runs.setdefault(method, {}).update(
                 (j.label, (j, r)) for j, r in zip(arm_jobs, arm_results, strict=True))
         evidence = self.evidence(tier, control, {"arm": arm, "reference": ref}, {})
         evidence.summary = {f"{k}: IQM final": stats.iqm(v) for k, v in arm.items()}
