@@ -19,6 +19,7 @@ CLAIM_MODULES: tuple[str, ...] = (
     "claims.theory.mean_kl",
     "claims.theory.natural_gradient",
     "claims.theory.penalty",
+    "claims.theory.identities",
     "claims.climb",
     "claims.step.kl_constraint",
     "claims.step.line_search",
