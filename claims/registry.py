@@ -27,6 +27,7 @@ CLAIM_MODULES: tuple[str, ...] = (
     "claims.step.fisher",
     "claims.step.vine_variance",
     "claims.step.cost",
+    "claims.step.subsample",
     "claims.empirical.learning",
     "claims.empirical.npg_progress",
     "claims.empirical.monotonic",
