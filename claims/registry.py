@@ -33,6 +33,7 @@ CLAIM_MODULES: tuple[str, ...] = (
     "claims.empirical.monotonic",
     "claims.empirical.audit",
     "claims.empirical.atari",
+    "claims.empirical.ranking",
     "claims.implementation.kl_within_delta",
     "claims.implementation.surrogate_improves",
     "claims.implementation.rejected_update_restores",
