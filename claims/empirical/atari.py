@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from claims import plotting, stats
-from claims.core import TIERS, DecisionRule, Evidence, Verdict
+from claims.core import TIERS, Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import ALPHA, EmpiricalClaim, Estimate, judge, worst_of
 from claims.jobs import Job
@@ -83,6 +83,9 @@ def normalized(score: np.ndarray | float, game: str) -> np.ndarray | float:
 @register
 class AtariBeatsRandom(EmpiricalClaim):
     id = "empirical.atari_beats_random"
+    comparison = Comparison(
+        statistic="human-normalized final score per game",
+        better="higher", margin=0.05)
     title = "TRPO learns Atari from pixels: clearly above random play on the paper's games"
     statement = ("TRPO learned to play seven Atari games from raw images with one set of "
                  "hyperparameters, scoring far above random play on every game (Table 1).")
@@ -129,6 +132,10 @@ class AtariBeatsRandom(EmpiricalClaim):
         evidence.artifacts["runs"] = list(zip(jobs, results, strict=True))
         return evidence
 
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return {g: float(np.mean(normalized(np.asarray(w, dtype=float), g)))
+                for g, w in evidence.data.get("final_window", {}).items()}
+
     def decide(self, evidence: Evidence) -> Verdict:
         windows = evidence.data["final_window"]
         per_game, lows, highs = {}, [], []
@@ -171,6 +178,9 @@ def table1_fraction(score: np.ndarray | float, game: str) -> np.ndarray | float:
 @register
 class AtariTable1(EmpiricalClaim):
     id = "empirical.atari_table1"
+    comparison = Comparison(
+        statistic="final score above random / Table 1 TRPO above random, per game",
+        better="higher", margin=0.05)
     title = "Atari final scores against Table 1's TRPO (single path) column, at a stated budget"
     statement = ("Table 1: single-path TRPO's scores on seven Atari games (Beam Rider 1425.2, "
                  "Breakout 10.8, Enduro 534.6, Pong 20.9, Q*bert 1973.5, Seaquest 1908.6, "

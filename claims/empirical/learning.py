@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from claims import stats
-from claims.core import DecisionRule, Evidence, Verdict
+from claims.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
@@ -59,6 +59,8 @@ class ThresholdClaim(EmpiricalClaim):
         description="SUPPORTED when the whole 95% bootstrap interval of the worst "
                     "column's ratio is >= 1 (every task solved), REFUTED when it is wholly below.")
     deviations = COMMON_DEVIATIONS
+    comparison = Comparison(statistic="final return / published threshold per (column, seed)",
+                            better="higher", margin=0.1)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -88,6 +90,11 @@ class ThresholdClaim(EmpiricalClaim):
         evidence.summary |= {f"{c}: threshold": thresholds[c] for c in finals}
         evidence.artifacts["runs"] = list(zip(jobs, results, strict=True))
         return evidence
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        finals, thresholds = evidence.data["final_return"], evidence.data["threshold"]
+        return {f"{c} #{i}": v / thresholds[c] for c, values in finals.items()
+                for i, v in enumerate(values)}
 
     def decide(self, evidence: Evidence) -> Verdict:
         finals, thresholds = evidence.data["final_return"], evidence.data["threshold"]
@@ -197,6 +204,18 @@ class TwoArmClaim(EmpiricalClaim):
 
     compare: ClassVar[Any]  # staticmethod (arm values, reference values) -> float
     worst: ClassVar[str] = "max"
+    comparison = Comparison(
+        statistic="per (task, seed): the arm's value / IQM of the reference arm on the task",
+        better="either", margin=0.1)
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        arm, ref = evidence.data["arm"], evidence.data["reference"]
+        out = {}
+        for task, values in arm.items():
+            scale = stats.iqm(ref[task])
+            if scale > 0:
+                out |= {f"{task} #{i}": v / scale for i, v in enumerate(values)}
+        return out
 
     def decide(self, evidence: Evidence) -> Verdict:
         estimate = two_arm(evidence.data["arm"], evidence.data["reference"],

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from claims import stats
-from claims.core import DecisionRule, Evidence, Verdict
+from claims.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
@@ -91,6 +91,7 @@ class Figure4Ranking(EmpiricalClaim):
                     "some task's whole interval is <= 0.")
     budgets: ClassVar[dict[str, dict[str, Any] | None]] = tier_budgets(
         lambda tier: [t for t in protocol.budget(tier).tasks() if scored_pairs(tier, t)])
+    comparison = Comparison(statistic="Kendall's tau per task", better="higher", margin=0.1)
     deviations = (*COMMON_DEVIATIONS,
                   "The paper's order is the partial order its text supports; Figure 4's curves "
                   "are not available as numbers.")
@@ -124,6 +125,10 @@ class Figure4Ranking(EmpiricalClaim):
                 iqms, [tuple(p) for p in data["pairs"][task]], ascending=control)
             evidence.summary[f"{task}: IQM final return"] = iqms["final"]
         return evidence
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return {k.removesuffix(": tau"): float(v) for k, v in evidence.summary.items()
+                if k.endswith(": tau")}
 
     def decide(self, evidence: Evidence) -> Verdict:
         runs, pairs = evidence.data.get("runs", {}), evidence.data.get("pairs", {})

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.registry import register
 from claims.stats import bootstrap_ci, leave_one_out_terms, norm_of_mean
 from claims.step.batches import task_config, trained_batch
@@ -160,6 +160,9 @@ def fvp_and_cg_errors(
 @register
 class FvpExact(Claim):
     id = "step.fvp_exact"
+    comparison = Comparison(
+        statistic="relative error of FVP and CG, per (case, direction)",
+        better="lower", margin=1e-8)
     title = "The Fisher-vector product is the KL Hessian times v; CG solves the damped system"
     statement = (
         "TRPO applies the Fisher matrix as the analytic Hessian of the mean KL, by double "
@@ -297,6 +300,11 @@ class FvpExact(Claim):
             "n_params": [r["n_params"] for r in rows],
         }
         return Evidence(self.id, tier, control, config, {"cases": rows}, summary)
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        rows = evidence.data.get("cases", [])
+        return per_example([e for r in rows for e in (*r["fvp_rel_error"], *r["cg_rel_error"])],
+                           prefix="error ")
 
     def decide(self, evidence: Evidence) -> Verdict:
         rows = evidence.data.get("cases", [])
@@ -494,6 +502,9 @@ def _fisher_config(budget: dict[str, Any], seed: int, control: bool, estimators:
 @register
 class FisherUnbiased(Claim):
     id = "step.fisher_unbiased"
+    comparison = Comparison(
+        statistic="|E F_emp v - F v| / |F v| per task",
+        better="lower", margin=0.02)
     title = "The empirical Fisher agrees with the analytic Fisher in expectation"
     statement = (
         "The covariance of the score gradients (section 8's empirical FIM) and the Hessian of "
@@ -598,6 +609,10 @@ class FisherUnbiased(Claim):
             "episode_return_mean": res["episode_return_mean"],
         }
 
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        tasks = [_rejudged(t, 0.05) for t in evidence.data.get("tasks", [])]
+        return per_example([t["rel_error"] for t in tasks], [t["env_id"] for t in tasks])
+
     def decide(self, evidence: Evidence) -> Verdict:
         tasks = evidence.data.get("tasks", [])
         if not tasks:
@@ -626,6 +641,9 @@ def _rejudged(task: dict[str, Any], alpha: float) -> dict[str, Any]:
 @register
 class FisherVariance(Claim):
     id = "step.fisher_variance"
+    comparison = Comparison(
+        statistic="trace Cov(empirical F v) / trace Cov(analytic F v) per task",
+        better="either", margin=0.2, relative=True)
     title = "At equal batch size the analytic Fisher estimate varies less than the empirical one"
     statement = (
         "The analytic Fisher (Hessian of the KL, App. C) integrates over actions in closed "
@@ -701,6 +719,10 @@ class FisherVariance(Claim):
             "by_task": {t["env_id"]: {"ratio": t["ratio"], "ci": t["ci"]} for t in tasks},
         }
         return Evidence(self.id, tier, control, config, {"tasks": tasks}, summary)
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        tasks = evidence.data.get("tasks", [])
+        return per_example([t["ratio"] for t in tasks], [t["env_id"] for t in tasks])
 
     def decide(self, evidence: Evidence) -> Verdict:
         tasks = evidence.data.get("tasks", [])
