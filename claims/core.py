@@ -256,3 +256,15 @@ class Claim:
             "deviations": list(self.deviations),
             "comparison": None if self.comparison is None else asdict(self.comparison),
         }
+
+
+def per_example(values: Any, labels: Any = None, prefix: str = "") -> dict[str, float]:
+    """``Claim.samples`` from a list of per-example values: {label (or prefix + index): value},
+    non-finite and missing values left out (a comparison pairs the keys both runs have)."""
+    values = [] if values is None else list(values)
+    labels = [f"{prefix}{i}" for i in range(len(values))] if labels is None else list(labels)
+    out: dict[str, float] = {}
+    for label, value in zip(labels, values, strict=True):
+        if value is not None and math.isfinite(float(value)):
+            out[str(label)] = float(value)
+    return out

@@ -111,3 +111,25 @@ def test_empty_evidence_is_inconclusive():
 def test_histogram_figure_is_written(runs, tmp_path):
     paths = CLAIM.figures(runs[0], tmp_path)
     assert paths and all(p.exists() and p.stat().st_size > 0 for p in paths)
+
+
+def test_slack_distribution_is_the_headline(runs):
+    """How tight the bound is, first in the summary and in the verdict's message: the share of
+    vacuous pairs and quantiles of the share of the penalty used (max < 1 where it holds)."""
+    real, control = runs
+    for evidence in runs:
+        assert next(iter(evidence.summary)) == "slack_distribution"
+        for f in FORMS:
+            d = evidence.summary["slack_distribution"][f]
+            assert d["share_of_pairs_vacuous"] == evidence.summary[f"fraction_vacuous_{f}"]
+            assert d["share_of_penalty_used_max"] == evidence.summary[
+                f"max_share_of_penalty_used_{f}"]
+            assert (d["share_of_penalty_used_median"] <= d["share_of_penalty_used_p90"]
+                    <= d["share_of_penalty_used_p99"] <= d["share_of_penalty_used_max"])
+    assert real.summary["slack_distribution"]["tv"]["share_of_penalty_used_max"] < 1.0
+    assert control.summary["slack_distribution"]["tv"]["share_of_penalty_used_max"] > 1.0
+    assert "vacuous for" in CLAIM.decide(real).message
+    samples = CLAIM.samples(real)
+    assert len(samples) == real.summary["n_families"]
+    assert max(samples.values()) == real.summary["slack_distribution"]["kl"][
+        "share_of_penalty_used_max"]

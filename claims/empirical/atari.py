@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from claims import plotting, stats
-from claims.core import TIERS, DecisionRule, Evidence, Verdict
+from claims.core import TIERS, Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
-from claims.empirical.common import ALPHA, EmpiricalClaim, Estimate, judge
+from claims.empirical.common import ALPHA, EmpiricalClaim, Estimate, judge, worst_of
 from claims.jobs import Job
 from claims.registry import register
 
@@ -83,6 +83,9 @@ def normalized(score: np.ndarray | float, game: str) -> np.ndarray | float:
 @register
 class AtariBeatsRandom(EmpiricalClaim):
     id = "empirical.atari_beats_random"
+    comparison = Comparison(
+        statistic="human-normalized final score per game",
+        better="higher", margin=0.05)
     title = "TRPO learns Atari from pixels: clearly above random play on the paper's games"
     statement = ("TRPO learned to play seven Atari games from raw images with one set of "
                  "hyperparameters, scoring far above random play on every game (Table 1).")
@@ -129,6 +132,10 @@ class AtariBeatsRandom(EmpiricalClaim):
         evidence.artifacts["runs"] = list(zip(jobs, results, strict=True))
         return evidence
 
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return {g: float(np.mean(normalized(np.asarray(w, dtype=float), g)))
+                for g, w in evidence.data.get("final_window", {}).items()}
+
     def decide(self, evidence: Evidence) -> Verdict:
         windows = evidence.data["final_window"]
         per_game, lows, highs = {}, [], []
@@ -156,3 +163,85 @@ class AtariBeatsRandom(EmpiricalClaim):
                                      title="Atari: human-normalized batch return",
                                      xlabel="agent steps", ylabel="(score - random) / "
                                      "(human - random)", hline=0.0)]
+
+
+TABLE1_FRACTION = 1.0  # the paper's claim: Table 1's TRPO scores (judged at the declared budget)
+PAPER_AGENT_STEPS = 500 * 100_000  # 500 iterations of 100K steps (single path, Table 1)
+
+
+def table1_fraction(score: np.ndarray | float, game: str) -> np.ndarray | float:
+    """(score - random) / (Table 1 TRPO single path - random): 1 = the paper's TRPO score."""
+    row = TABLE1[game]
+    return (np.asarray(score) - row["random"]) / (row["TRPO single path"] - row["random"])
+
+
+@register
+class AtariTable1(EmpiricalClaim):
+    id = "empirical.atari_table1"
+    comparison = Comparison(
+        statistic="final score above random / Table 1 TRPO above random, per game",
+        better="higher", margin=0.05)
+    title = "Atari final scores against Table 1's TRPO (single path) column, at a stated budget"
+    statement = ("Table 1: single-path TRPO's scores on seven Atari games (Beam Rider 1425.2, "
+                 "Breakout 10.8, Enduro 534.6, Pong 20.9, Q*bert 1973.5, Seaquest 1908.6, "
+                 "Space Invaders 568.4) after 500 iterations of 100K steps.")
+    source = "TRPO section 8, Table 1 (TRPO single path row)"
+    protocol = ("The runs of empirical.atari_beats_random (the paper's network, one seed per "
+                "game, as Table 1's rows). Per game: the final score (batch mean return over "
+                "the last 10% of iterations) as a fraction of Table 1's TRPO score above random, "
+                "(ours - random) / (Table 1 TRPO - random), with a bootstrap interval over those "
+                "batches; the worst game is judged (interval: min of the lower ends, min of the "
+                "upper ends). Declared budget: 200K agent steps per game, 0.4% of the paper's "
+                "50M; the ratio is in the summary. At this budget the claim is expected to "
+                "fail; the per-game fractions say how far the budget gets.")
+    negative_control = ("TRPO with the advantages' sign flipped on Pong and Breakout (the "
+                        "control runs of empirical.atari_beats_random): a learner that "
+                        "descends cannot reach Table 1's scores.")
+    rule = DecisionRule(
+        statistic="min over games of (final score - random) / (Table 1 TRPO - random)",
+        comparator=">=", threshold=TABLE1_FRACTION, alpha=ALPHA,
+        description="SUPPORTED when the worst game's whole interval reaches Table 1's TRPO "
+                    "score (fraction >= 1), REFUTED when it is wholly below, at the declared "
+                    "budget.")
+    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {t: ATARI_BUDGETS[t] for t in TIERS}
+    deviations = AtariBeatsRandom.deviations
+
+    def jobs(self, tier: str, control: bool = False) -> list[Job]:
+        return atari_jobs(tier, control)
+
+    def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
+        jobs = atari_jobs(tier, control)
+        results = protocol.results(jobs)
+        games = [job.task.removeprefix("ALE/").removesuffix("-v5") for job in jobs]
+        windows = {g: final_window(r).tolist() for g, r in zip(games, results, strict=True)}
+        steps = max(int(r["steps"][-1]) for r in results)
+        evidence = self.evidence(tier, control, {"final_window": windows}, {
+            "agent steps per game (ours)": steps,
+            "agent steps per game (paper)": PAPER_AGENT_STEPS,
+            "budget ratio (ours / paper)": steps / PAPER_AGENT_STEPS})
+        for game in games:
+            evidence.summary[f"{game}: ours / Table 1 TRPO (above random)"] = float(
+                np.mean(table1_fraction(np.asarray(windows[game]), game)))
+        return evidence
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return {g: float(np.mean(table1_fraction(np.asarray(w), g)))
+                for g, w in evidence.data.get("final_window", {}).items()}
+
+    def decide(self, evidence: Evidence) -> Verdict:
+        windows = evidence.data.get("final_window", {})
+        if not windows:
+            return Verdict.inconclusive("the evidence holds no games, so there is nothing to "
+                                        "judge")
+        per_game, intervals = {}, {}
+        for game, window in windows.items():
+            x = np.asarray(table1_fraction(np.asarray(window, dtype=float), game), dtype=float)
+            per_game[game] = float(x.mean())
+            intervals[game] = (stats.bootstrap_ci(x, alpha=ALPHA) if x.size >= 2
+                               else (per_game[game], per_game[game]))
+        estimate = worst_of(per_game, intervals, "min")
+        ratio = evidence.summary.get("budget ratio (ours / paper)")
+        return judge(self, estimate, n=len(windows),
+                     message=f"at {ratio:.2%} of the paper's budget; fraction of Table 1's "
+                             f"TRPO score per game: " + ", ".join(
+                                 f"{g}: {v:.2f}" for g, v in per_game.items()))

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from claims import plotting, stats
-from claims.core import DecisionRule, Evidence, Verdict
+from claims.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
@@ -92,6 +92,10 @@ class AuditClaim(EmpiricalClaim):
     def extra_summary(self, jobs: list[Job], results: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
 
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return {f"{task} #{i}": v for task, values in evidence.data["per_run"].items()
+                for i, v in enumerate(values) if np.isfinite(v)}
+
     def decide(self, evidence: Evidence) -> Verdict:
         values = evidence.data["per_run"]
         tasks = list(values)
@@ -128,6 +132,8 @@ class KLAtFullStep(AuditClaim):
     worst = "max"
     deviations = COMMON_DEVIATIONS[1:]
     per_run = staticmethod(full_step_log2_error)
+    comparison = Comparison(statistic="median |log2(KL at the full step / delta)| per run",
+                            better="lower", margin=0.1)
 
     def extra_summary(self, jobs: list[Job], results: list[dict[str, Any]]) -> dict[str, Any]:
         kl = _steps(results, "kl_full_step")
@@ -175,6 +181,8 @@ class MaxVersusMeanKL(AuditClaim):
                   "The threshold (10x delta) is this suite's reading of 'approximation'; the "
                   "paper states no bound on the max-state KL of the practical algorithm.")
     per_run = staticmethod(max_kl_over_delta)
+    comparison = Comparison(statistic="median max-state KL / delta per run", better="lower",
+                            margin=0.2, relative=True)
 
     def extra_summary(self, jobs: list[Job], results: list[dict[str, Any]]) -> dict[str, Any]:
         kl_max, kl_mean = _steps(results, "kl_max"), _steps(results, "kl_mean")
@@ -234,6 +242,8 @@ class SurrogateRealized(AuditClaim):
                   "Predicted gains use the undiscounted sum of per-step advantages over an "
                   "episode; the advantages themselves are GAE(0.99, 0.97) estimates.")
     per_run = staticmethod(realized_over_predicted)
+    comparison = Comparison(statistic="realized / predicted improvement per run",
+                            better="higher", margin=0.05)
 
     def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
         pairs = evidence.artifacts.get("runs", [])

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import stats as sps
 
 from claims import plotting, stats
-from claims.core import DecisionRule, Evidence, Verdict
+from claims.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
@@ -58,6 +58,8 @@ class MonotonicInPractice(EmpiricalClaim):
         threshold=0.5, alpha=ALPHA,
         description="SUPPORTED when the whole interval is above 0.5 on every task.")
     budgets = tier_budgets(lambda tier: protocol.budget(tier).tasks())
+    comparison = Comparison(statistic="share of non-decreasing iterations per (task, seed)",
+                            better="higher", margin=0.05)
     deviations = (*COMMON_DEVIATIONS,
                   "'True return' is the next training batch's mean episode return, not separate "
                   "evaluation rollouts (the batch is fresh on-policy data from the new policy).")
@@ -96,6 +98,10 @@ class MonotonicInPractice(EmpiricalClaim):
                     d: float(np.mean(v)) for d, v in table.items()}
                 evidence.summary[f"{task}: Spearman(delta, share)"] = float(rho)
         return evidence
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return {f"{task} #{i}": v for task, values in evidence.data["share"].items()
+                for i, v in enumerate(values)}
 
     def decide(self, evidence: Evidence) -> Verdict:
         shares = evidence.data["share"]

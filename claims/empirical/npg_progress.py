@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from claims import stats
-from claims.core import DecisionRule, Evidence, Verdict
+from claims.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
@@ -58,6 +58,8 @@ class NaturalGradientNoForwardProgress(EmpiricalClaim):
                     "velocity above v0 and NPG's below it.")
     budgets = tier_budgets(lambda tier: threshold_tasks(
         tier, ("trpo", "npg"), ("Hopper-v5", "Walker2d-v5")))
+    comparison = Comparison(statistic="final forward velocity (m/s) per (method, task, seed)",
+                            better="either", margin=0.1)
     deviations = (*COMMON_DEVIATIONS,
                   f"'Forward progress' is operationalized as a mean forward velocity above "
                   f"{PROGRESS_SPEED} m/s; the paper judged gaits by eye from videos.")
@@ -96,6 +98,12 @@ class NaturalGradientNoForwardProgress(EmpiricalClaim):
         evidence.artifacts["runs"] = {label: list(zip(trpo_jobs, trpo_results, strict=True)),
                                       "npg": list(zip(npg_jobs, npg_results, strict=True))}
         return evidence
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        d = evidence.data
+        return {f"{arm} {task} #{i}": v for arm in ("trpo", "npg")
+                for task, values in d[f"{arm}_velocity"].items()
+                for i, v in enumerate(values) if np.isfinite(v)}
 
     def decide(self, evidence: Evidence) -> Verdict:
         estimate = two_arm(evidence.data["trpo_velocity"], evidence.data["npg_velocity"],

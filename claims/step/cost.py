@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.registry import register
 from claims.stats import bootstrap_ci
 from claims.step.batches import task_config, trained_batch
@@ -136,6 +136,9 @@ def median_ratio(numerator: np.ndarray, denominator: np.ndarray) -> float:
 @register
 class AppendixCCost(Claim):
     id = "step.appendix_c_cost"
+    comparison = Comparison(
+        statistic="time(natural step after g) / time(gradient) per repeat",
+        better="lower", margin=0.2, relative=True)
     title = "With a 10% FVP subsample the natural-gradient step costs about one gradient"
     statement = (
         "Computing the Fisher-vector products on 10% of the data, the natural-gradient "
@@ -230,6 +233,9 @@ class AppendixCCost(Claim):
             "machine": machine,
         }
         return Evidence(self.id, tier, control, evidence_config, data, summary)
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return per_example(evidence.data.get("ratio", []), prefix="repeat ")
 
     def decide(self, evidence: Evidence) -> Verdict:
         ratios = np.asarray(evidence.data.get("ratio", []), dtype=float)

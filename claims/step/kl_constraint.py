@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.step.batches import (
@@ -77,6 +77,9 @@ def kl_ratios_along_training(
 @register
 class KLConstraintHolds(Claim):
     id = "step.kl_constraint"
+    comparison = Comparison(
+        statistic="mean KL / delta per accepted step",
+        better="either", margin=0.05)
     title = "Every accepted TRPO step keeps the mean KL(pi_old || pi_new) <= delta"
     statement = (
         "TRPO solves max L s.t. mean_s KL(pi_old || pi_new) <= delta (eq. 12); with the line "
@@ -151,6 +154,9 @@ class KLConstraintHolds(Claim):
         evidence = Evidence(self.id, tier, control, config_out, rows, summary)
         evidence.runtime_s = time.perf_counter() - start
         return evidence
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return per_example(_accepted_ratios(evidence.data), prefix="accepted step ")
 
     def decide(self, evidence: Evidence) -> Verdict:
         ratios = _accepted_ratios(evidence.data)

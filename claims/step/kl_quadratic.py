@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.step.batches import (
@@ -91,6 +91,9 @@ def full_step_kl_along_training(
 @register
 class QuadraticKLModel(Claim):
     id = "step.kl_quadratic"
+    comparison = Comparison(
+        statistic="|log2(KL at the full step / delta)| per step",
+        better="lower", margin=0.1)
     title = "The quadratic KL model puts TRPO's full step at mean KL ~ delta (audit)"
     statement = (
         "beta = sqrt(2 delta / s^T A s) makes the quadratic model of the mean KL, "
@@ -168,6 +171,11 @@ class QuadraticKLModel(Claim):
         evidence = Evidence(self.id, tier, control, config_out, rows, _summarize(rows))
         evidence.runtime_s = time.perf_counter() - start
         return evidence
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        r = np.asarray(evidence.data.get("kl_full_over_delta", []), dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return per_example(np.abs(np.log2(r)), prefix="step ")
 
     def decide(self, evidence: Evidence) -> Verdict:
         per_task = evidence.summary.get("per_task", {})

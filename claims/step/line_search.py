@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.registry import register
 from claims.step.batches import (
     TIER_TASKS,
@@ -199,6 +199,9 @@ def run_update_case(
 @register
 class LineSearchRestores(Claim):
     id = "step.line_search_restores"
+    comparison = Comparison(
+        statistic="handled correctly (1) or not (0), per (fault, path, task, seed) case",
+        better="higher", margin=0.05)
     title = "The line search rejects bad steps and restores theta_old bit for bit"
     statement = (
         "App. C's backtracking line search accepts a step only if the surrogate improves and "
@@ -309,6 +312,9 @@ class LineSearchRestores(Claim):
         evidence = Evidence(self.id, tier, control, config_out, rows, summary)
         evidence.runtime_s = time.perf_counter() - start
         return evidence
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return per_example([float(c) for c in evidence.data.get("correct", [])], prefix="case ")
 
     def decide(self, evidence: Evidence) -> Verdict:
         correct = np.asarray(evidence.data.get("correct", []), dtype=bool)

@@ -37,7 +37,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.stats import bootstrap_ci
@@ -237,6 +237,10 @@ def measure(budget: dict[str, Any], seed: int, vine_estimator: VineEstimator
 @register
 class VineVariance(Claim):
     id = "step.vine_variance"
+    comparison = Comparison(
+        statistic="per repetition: |g_single,r - mean|^2 / mean_r |g_vine,r - mean|^2 "
+                  "(its mean ~ the variance ratio)",
+        better="either", margin=0.25, relative=True)
     title = "Vine gradient estimates vary less than single path's at equal env steps"
     statement = (
         "The vine procedure's estimate of the local objective has much lower variance than "
@@ -323,6 +327,15 @@ class VineVariance(Claim):
                   "estimator": vine_estimator.__name__,
                   "fixed_policy": "TRPO paper defaults, normalize_obs off, network paper"}
         return Evidence(self.id, tier, control, config, data, summary)
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        g_s = np.asarray(evidence.data.get("g_single", []), dtype=float)
+        g_v = np.asarray(evidence.data.get("g_vine", []), dtype=float)
+        if len(g_v) < 2 or len(g_s) != len(g_v):
+            return {}
+        spread_vine = float(((g_v - g_v.mean(axis=0)) ** 2).sum(axis=1).mean())
+        return per_example(((g_s - g_s.mean(axis=0)) ** 2).sum(axis=1) / spread_vine,
+                           prefix="repetition ")
 
     def decide(self, evidence: Evidence) -> Verdict:
         g_single = np.asarray(evidence.data.get("g_single", []), dtype=float)

@@ -28,7 +28,7 @@ import numpy as np
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.generation import for_each_example
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
@@ -411,6 +411,9 @@ def _optimizer_starts(
 @register
 class MeanKLBound(Claim):
     id = "theory.mean_kl_bound"
+    comparison = Comparison(
+        statistic="min slack of eq. (9) with the mean KL, per hypothesis family",
+        better="either", margin=1e-6)
     title = "Eq. (9) with mean KL for max KL: still a lower bound on eta? (+ max/mean KL audit)"
     statement = (
         "TRPO's practical problem (eq. 12) constrains the mean KL under rho_old where the theory "
@@ -650,6 +653,9 @@ class MeanKLBound(Claim):
             "optimizer_max_ratio": np.array([run["max_ratio"] for run in runs]),
         }
         return Evidence(self.id, tier, control, config, data, summary, artifacts)
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return per_example(evidence.data.get("family_min_slack", []), prefix="family ")
 
     def decide(self, evidence: Evidence) -> Verdict:
         n = int(evidence.summary.get("n_examples", 0))

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy.optimize import minimize
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.stats import loglog_slope
@@ -152,6 +152,9 @@ def _direction_bug_vanilla(mdp: MDP, theta: np.ndarray) -> np.ndarray:
 @register
 class TrustRegionDirection(Claim):
     id = "theory.tr_direction"
+    comparison = Comparison(
+        statistic="cos(exact trust-region step, natural gradient) per MDP",
+        better="higher", margin=1e-3)
     title = "The trust-region step (max L s.t. mean KL <= delta) points along the natural gradient"
     statement = (
         "For small delta, the solution of max_theta L(theta) s.t. mean KL <= delta (eq. 12) is "
@@ -244,6 +247,10 @@ class TrustRegionDirection(Claim):
         }
         return Evidence(self.id, tier, control, config, data, summary)
 
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        d = evidence.data
+        return per_example(d.get("cosine", []), d.get("mdp"))
+
     def decide(self, evidence: Evidence) -> Verdict:
         cos = np.asarray(evidence.data.get("cosine", []), dtype=float)
         if cos.size == 0:
@@ -293,6 +300,9 @@ def beta_kl_ratios(
 @register
 class BetaLandsOnDelta(Claim):
     id = "theory.beta_kl"
+    comparison = Comparison(
+        statistic="|KL(beta s) / delta - 1| at the smallest delta, per MDP",
+        better="lower", margin=1e-3)
     title = "beta = sqrt(2 delta / s^T A s) lands the step at mean KL ~ delta, ratio -> 1"
     statement = (
         "The maximal step length beta = sqrt(2 delta / s^T A s), from the quadratic model "
@@ -375,6 +385,14 @@ class BetaLandsOnDelta(Claim):
                 }
             )
         return Evidence(self.id, tier, control, config, data, summary)
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        d = evidence.data
+        ratios = np.asarray(d.get("ratio", []), dtype=float)
+        if ratios.size == 0:
+            return {}
+        j = int(np.argmin(evidence.config["deltas"]))
+        return per_example(np.abs(ratios[:, j] - 1.0), d.get("mdp"))
 
     def decide(self, evidence: Evidence) -> Verdict:
         ratios = np.asarray(evidence.data.get("ratio", []), dtype=float)

@@ -14,7 +14,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Status, Verdict
+from claims.core import (
+    Claim,
+    Comparison,
+    DecisionRule,
+    Evidence,
+    Kind,
+    Status,
+    Verdict,
+    per_example,
+)
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.stats import bootstrap_ci
@@ -104,6 +113,9 @@ def _mdps(budget: dict[str, Any], seed: int) -> list[tuple[str, MDP]]:
 @register
 class PenaltyCrawls(Claim):
     id = "theory.penalty_crawls"
+    comparison = Comparison(
+        statistic="rounds to 90% of optimal, penalty / trust region, per MDP",
+        better="either", margin=0.2, relative=True)
     title = "With the theory's penalty C, Algorithm 1 crawls: >= 10x the rounds of a trust region"
     statement = (
         "If we used the penalty coefficient C recommended by the theory (C = 4 eps gamma / "
@@ -214,6 +226,10 @@ class PenaltyCrawls(Claim):
         }
         artifacts = {f"curves_{m}": curves[m] for m in curves}
         return Evidence(self.id, tier, control, config, data, summary, artifacts)
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        d = evidence.data
+        return per_example(d.get("ratio", []), d.get("mdp"))
 
     def decide(self, evidence: Evidence) -> Verdict:
         ratio = np.asarray(evidence.data.get("ratio", []), dtype=float)

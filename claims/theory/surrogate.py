@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.stats import loglog_slope
@@ -144,6 +144,9 @@ def _no_examples(evidence: Evidence, key: str) -> Verdict | None:
 @register
 class SurrogateGradient(Claim):
     id = "theory.surrogate_gradient"
+    comparison = Comparison(
+        statistic="max(relative gradient error, relative value error) per MDP",
+        better="lower", margin=1e-8)
     title = "The surrogate L matches eta in value and gradient at theta_0"
     statement = (
         "For a parameterized policy, L_{pi_theta0}(pi_theta) and eta(pi_theta) are equal at "
@@ -258,6 +261,11 @@ class SurrogateGradient(Claim):
         config = {"seed": seed, "surrogate": surrogate_fn.__name__, **budget}
         return Evidence(self.id, tier, control, config, data=rows, summary=summary)
 
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        d = evidence.data
+        return per_example(np.maximum(d.get("grad_rel_error", []), d.get("value_rel_error", [])),
+                           prefix="mdp ")
+
     def decide(self, evidence: Evidence) -> Verdict:
         empty = _no_examples(evidence, "grad_rel_error")
         if empty is not None:
@@ -284,6 +292,9 @@ class SurrogateGradient(Claim):
 @register
 class SurrogateGapOrder(Claim):
     id = "theory.surrogate_gap_order"
+    comparison = Comparison(
+        statistic="log-log slope of |eta - L| in eps, per MDP",
+        better="either", margin=0.1)
     title = "|eta - L| shrinks as O(eps^2) along a direction"
     statement = (
         "Since L_{pi_0} matches eta to first order at theta_0 (eq. 4), the gap "
@@ -404,6 +415,9 @@ class SurrogateGapOrder(Claim):
         }
         config = {"seed": seed, "surrogate": surrogate_fn.__name__, "eps": eps.tolist(), **budget}
         return Evidence(self.id, tier, control, config, data=rows, summary=summary)
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        return per_example(evidence.data.get("slope", []), prefix="mdp ")
 
     def decide(self, evidence: Evidence) -> Verdict:
         empty = _no_examples(evidence, "slope")
