@@ -12,6 +12,17 @@ capabilities:
 - ``"train"``: ``train(env_id, seed, total_steps)`` trains for the budget and returns every
   finished episode's true return and length, in order (:class:`TrainOutcome`).
 
+Two optional capabilities extend ``"step"``:
+
+- ``"inspect"``: ``action_distributions(obs)`` returns the current policy's
+  :class:`ActionDistributions` on ``obs`` without changing anything, even when the policy has
+  become non-finite (build the distributions without argument validation). The suite reads the
+  state a failed update left with it (without it: the ``old`` of one more update).
+- ``"snapshot"``: ``get_state()`` returns an opaque copy of everything the next
+  ``policy_step`` depends on (parameters, optimizer and random state) and ``set_state(state)``
+  puts it back exactly, so the suite can rerun an update from the same state (the direction
+  claim, :mod:`claims.implementation.line_search`).
+
 :func:`capabilities` says which an object offers; claims declare what they require, and a claim
 whose requirement is unmet is SKIPPED with the reason. :func:`load_implementation` turns a spec
 (``"package.module:factory"``, or a name registered in the :data:`ENTRY_POINT_GROUP` entry-point
@@ -34,7 +45,11 @@ ENTRY_POINT_GROUP = "trpo_claims.implementations"
 CAPABILITIES: dict[str, tuple[str, ...]] = {
     "step": ("new_policy", "policy_step"),
     "train": ("train",),
+    "inspect": ("action_distributions",),
+    "snapshot": ("get_state", "set_state"),
 }
+# optional, used by the step protocol where offered (claims needing them say so)
+OPTIONAL_CAPABILITIES = ("inspect", "snapshot")
 
 
 class ImplementationError(ValueError):
@@ -178,7 +193,7 @@ def load_implementation(spec: str) -> Any:
     except Exception as error:
         raise ImplementationError(f"{spec!r}: the factory raised {type(error).__name__}: "
                                   f"{error}") from error
-    if not capabilities(impl):
+    if not capabilities(impl) - set(OPTIONAL_CAPABILITIES):
         wanted = "; ".join(f"{c}: {', '.join(m)}" for c, m in CAPABILITIES.items())
         raise ImplementationError(f"{spec!r}: the factory returned {type(impl).__name__}, "
                                   f"which offers no capability (methods wanted: {wanted})")

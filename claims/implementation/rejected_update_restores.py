@@ -15,6 +15,8 @@ from claims.implementation.sequence import (
     STEP_PROTOCOL,
     StepSequenceClaim,
     UpdateRecord,
+    crash_note,
+    crashes_from_json,
     records_from_json,
 )
 from claims.registry import register
@@ -40,8 +42,9 @@ class RejectedUpdateRestores(StepSequenceClaim):
     protocol = STEP_PROTOCOL.format(delta="delta = 1, 10 and 100 in turn (a stress test: far "
                                           "from the quadratic regime)") + (
         " Statistic: the number of updates that moved the policy without improving the "
-        "surrogate within delta. INCONCLUSIVE when no update was rejected and none violated "
-        "(the restore was never exercised).")
+        "surrogate within delta, plus the crashes that left the policy changed or non-finite "
+        "(an exception inside the update that was not undone). INCONCLUSIVE when no update "
+        "was rejected and none violated (the restore was never exercised).")
     control_bug = "no_restore_on_failure"
     negative_control = ("trpo_ref whose failed line search leaves the last, rejected candidate "
                         "in place (a missing restore after the backtracking loop).")
@@ -54,11 +57,17 @@ class RejectedUpdateRestores(StepSequenceClaim):
                             margin=0.5)
 
     def counts(self, evidence: Evidence) -> tuple[dict[str, int], int]:
-        """Violations per (task, seed, delta), and the number of rejected updates."""
+        """Violations per (task, seed, delta), a crash that left the policy changed or
+        non-finite counting as one; and the number of rejected updates (a crash that left the
+        policy exactly as it was counts as a rejection)."""
         runs = records_from_json(evidence.data)
+        crashes = crashes_from_json(evidence.data)
         violations = {k: sum(violates(r, self.delta_of(k, evidence.config)) for r in recs)
+                      + int(k in crashes and crashes[k].left_policy_broken)
                       for k, recs in runs.items()}
-        return violations, sum(r.unchanged for recs in runs.values() for r in recs)
+        rejected = sum(r.unchanged for recs in runs.values() for r in recs) + sum(
+            c.state == "unchanged" for c in crashes.values())
+        return violations, rejected
 
     def summarize(self, runs: dict[str, list[UpdateRecord]]) -> dict[str, Any]:
         return {"updates": sum(len(recs) for recs in runs.values()),
@@ -71,11 +80,16 @@ class RejectedUpdateRestores(StepSequenceClaim):
     def decide(self, evidence: Evidence) -> Verdict:
         violations, rejected = self.counts(evidence)
         total = sum(violations.values())
-        n = sum(len(v) for v in evidence.data["unchanged"].values())
+        crashes = crashes_from_json(evidence.data)
+        n = sum(len(v) for v in evidence.data["unchanged"].values()) + len(crashes)
         if total == 0 and rejected == 0:
             return Verdict.inconclusive(f"none of {n} updates was rejected, so the restore "
-                                        "was never exercised")
+                                        "was never exercised" + crash_note(evidence.data))
         where = ", ".join(f"{k}: {v}" for k, v in violations.items() if v)
+        broken = [k for k, c in crashes.items() if c.left_policy_broken]
         return self.rule.judge(float(total), n=n,
                                message=f"{rejected} of {n} updates rejected"
-                                       + (f"; violations at {where}" if where else ""))
+                                       + (f"; violations at {where}" if where else "")
+                                       + (f"; {len(broken)} crash(es) left the policy changed "
+                                          f"or non-finite ({', '.join(broken)})" if broken
+                                          else "") + crash_note(evidence.data))
