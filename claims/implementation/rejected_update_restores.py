@@ -1,9 +1,11 @@
 """A rejected update leaves the policy exactly as it was (Appendix C's line search).
 
-The suite's step protocol (:mod:`.sequence`) is run at large KL bounds (delta = 1, 10, 100),
-where the quadratic model of the KL is poor and the line search must often give up. Whatever the
-implementation does inside, each update must either improve the surrogate within the trust
-region or leave the action distributions bit for bit as they were.
+The suite's step protocol (:mod:`.sequence`) is run on the line-search claims' cells
+(:mod:`.line_search`: a delta ladder up to 100 and an overflow rung, and two probe batches at
+0.01), where the quadratic model of the KL is poor and the line search must often give up.
+Whatever the implementation does inside, each update must either improve the surrogate within
+the trust region or leave the action distributions bit for bit as they were; a crash inside an
+update that leaves the policy changed or non-finite counts against it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from claims.core import Comparison, DecisionRule, Evidence, Verdict
+from claims.implementation.line_search import LS_BUDGETS, LS_PROTOCOL, line_search_plan
 from claims.implementation.sequence import (
-    STEP_PROTOCOL,
+    CellSpec,
     StepSequenceClaim,
     UpdateRecord,
     crash_note,
@@ -21,7 +24,8 @@ from claims.implementation.sequence import (
 )
 from claims.registry import register
 
-DELTAS = (1.0, 10.0, 100.0)
+
+MAX_DELTA = 100.0
 
 
 def violates(record: UpdateRecord, delta: float) -> bool:
@@ -38,9 +42,8 @@ class RejectedUpdateRestores(StepSequenceClaim):
                  "parameters. So every update either improves L within the trust region or "
                  "changes nothing.")
     source = "TRPO Appendix C (line search)"
-    deltas = DELTAS
-    protocol = STEP_PROTOCOL.format(delta="delta = 1, 10 and 100 in turn (a stress test: far "
-                                          "from the quadratic regime)") + (
+    budgets = LS_BUDGETS
+    protocol = LS_PROTOCOL + " Cells up to delta 100 (not the overflow rung)." + (
         " Statistic: the number of updates that moved the policy without improving the "
         "surrogate within delta, plus the crashes that left the policy changed or non-finite "
         "(an exception inside the update that was not undone). INCONCLUSIVE when no update "
@@ -55,6 +58,11 @@ class RejectedUpdateRestores(StepSequenceClaim):
                     "region or left the policy bit for bit unchanged.")
     comparison = Comparison(statistic="such updates per (task, seed, delta)", better="lower",
                             margin=0.5)
+
+    def plan(self, budget: dict[str, Any], seed: int) -> list[CellSpec]:
+        # the line-search claims' cells (shared) up to delta 100, as declared before the ladder;
+        # the overflow rung is impl.ls_finite's stress
+        return [s for s in line_search_plan(budget, seed) if s.delta <= MAX_DELTA]
 
     def counts(self, evidence: Evidence) -> tuple[dict[str, int], int]:
         """Violations per (task, seed, delta), a crash that left the policy changed or
