@@ -61,7 +61,7 @@ def test_bad_distributions_are_named(dists, message):
 
 def test_load_the_reference_by_spec():
     impl = load_implementation("claims.adapters.trpo_ref:factory")
-    assert capabilities(impl) == {"step", "train"}
+    assert capabilities(impl) == {"step", "train", "inspect", "snapshot"}
 
 
 @pytest.fixture
