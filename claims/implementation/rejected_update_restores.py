@@ -24,7 +24,6 @@ from claims.implementation.sequence import (
 )
 from claims.registry import register
 
-
 MAX_DELTA = 100.0
 
 
