@@ -40,15 +40,16 @@ class Fake:
 
     name = "fake"
 
-    def __init__(self, fail: str = "", at: int = 3, inspect: bool = True) -> None:
-        self.fail, self.at, self.theta, self.calls = fail, at, 0.0, 0
+    def __init__(self, fail: str = "", at: int = 3, inspect: bool = True,
+                 theta0: float = 0.0) -> None:
+        self.fail, self.at, self.theta, self.calls, self.theta0 = fail, at, 0.0, 0, theta0
         if not inspect:
             self.action_distributions = None  # type: ignore[assignment] - no inspect
 
     def new_policy(self, env_id: str, seed: int) -> None:
         if self.fail == "new_policy":
             raise RuntimeError("cannot build the policy")
-        self.theta, self.calls = 0.0, 0
+        self.theta, self.calls = self.theta0, 0
 
     def action_distributions(self, obs: np.ndarray) -> ActionDistributions:
         return self._dists(obs)
@@ -93,8 +94,8 @@ class Fake:
             os._exit(3)
 
 
-def run(fake: Fake, updates: int = 5, mode: str = "process") -> Cell:
-    spec = CellSpec("CartPole-v1", N, 0, 0, updates, 0.01)
+def run(fake: Fake, updates: int = 5, mode: str = "process", batch: str = "real") -> Cell:
+    spec = CellSpec("CartPole-v1", N, 0, 0, updates, 0.01, batch)
     limit = worker.call_timeout_s()
     from claims.implementation.sequence import cell_script, read_cell
 
@@ -137,6 +138,18 @@ def test_a_failing_update_is_a_cell_finding(fail, kind, error, state):
 def test_without_inspect_the_state_is_read_from_one_more_update():
     cell = run(Fake("raise_after_move", inspect=False))
     assert cell.crash.state == "changed" and len(cell.records) == 2
+
+
+@pytest.mark.parametrize("kind", ["sharpen", "broaden"])
+def test_probes_are_built_from_pi_0_with_or_without_inspect(kind):
+    with_inspect = run(Fake(theta0=0.5), batch=kind)
+    without = run(Fake(theta0=0.5, inspect=False), batch=kind)
+    assert with_inspect.crash is None and without.crash is None
+    assert with_inspect.records == without.records  # the same probe, the same updates
+    # sharpen rewards action 0 (the likelier one, theta > 0): the update raising its logit
+    # improves L; broaden punishes it, so the same update lowers L
+    gain = with_inspect.records[0].surrogate_gain
+    assert gain > 0 if kind == "sharpen" else gain < 0
 
 
 def test_a_failing_new_policy_is_update_zero():
