@@ -1,8 +1,8 @@
 """A rejected update leaves the policy exactly as it was (Appendix C's line search).
 
-The suite's step protocol (:mod:`.sequence`) is run on the line-search claims' cells
-(:mod:`.line_search`: a delta ladder up to 100 and an overflow rung, and two probe batches at
-0.01), where the quadratic model of the KL is poor and the line search must often give up.
+The suite's step protocol (:mod:`.sequence`) is run at large KL bounds (delta = 1, 10, 100: the
+real batch's rungs of the line-search claims' ladder, :mod:`.line_search`, whose cells it
+shares), where the quadratic model of the KL is poor and the line search must often give up.
 Whatever the implementation does inside, each update must either improve the surrogate within
 the trust region or leave the action distributions bit for bit as they were; a crash inside an
 update that leaves the policy changed or non-finite counts against it.
@@ -24,7 +24,7 @@ from claims.implementation.sequence import (
 )
 from claims.registry import register
 
-MAX_DELTA = 100.0
+DELTAS = (1.0, 10.0, 100.0)
 
 
 def violates(record: UpdateRecord, delta: float) -> bool:
@@ -42,7 +42,7 @@ class RejectedUpdateRestores(StepSequenceClaim):
                  "changes nothing.")
     source = "TRPO Appendix C (line search)"
     budgets = LS_BUDGETS
-    protocol = LS_PROTOCOL + " Cells up to delta 100 (not the overflow rung)." + (
+    protocol = LS_PROTOCOL + " This claim judges the real batch's rungs 1, 10 and 100." + (
         " Statistic: the number of updates that moved the policy without improving the "
         "surrogate within delta, plus the crashes that left the policy changed or non-finite "
         "(an exception inside the update that was not undone). INCONCLUSIVE when no update "
@@ -59,9 +59,10 @@ class RejectedUpdateRestores(StepSequenceClaim):
                             margin=0.5)
 
     def plan(self, budget: dict[str, Any], seed: int) -> list[CellSpec]:
-        # the line-search claims' cells (shared) up to delta 100, as declared before the ladder;
-        # the overflow rung is impl.ls_finite's stress
-        return [s for s in line_search_plan(budget, seed) if s.delta <= MAX_DELTA]
+        # the ladder's rungs 1, 10 and 100 on the real batch (shared with the line-search
+        # claims): the deltas declared for this claim before the ladder existed
+        return [s for s in line_search_plan(budget, seed)
+                if s.batch == "real" and s.delta in DELTAS]
 
     def counts(self, evidence: Evidence) -> tuple[dict[str, int], int]:
         """Violations per (task, seed, delta), a crash that left the policy changed or
