@@ -203,6 +203,11 @@ def compare_claim(claim_id: str, baseline: Mapping[str, Any] | None,
         outcome = decide_difference(ci, rule)
         message = f"{rule.statistic}; margin {rule.margin:g}" + (
             " (relative)" if rule.relative else "")
+    unpaired = sorted(set(baseline["samples"]) ^ set(candidate["samples"]))
+    if unpaired:  # cells are paired by key (task, seed, delta, batch); say which are missing
+        message += (f"; {len(unpaired)} cell(s) on one side only, not compared (e.g. a crash "
+                    f"before any measured update): {', '.join(unpaired[:3])}"
+                    + (", ..." if len(unpaired) > 3 else ""))
     if regression:
         outcome = "worse"
         message = f"verdict fell from {b_status} to {c_status}; " + message

@@ -29,11 +29,24 @@ The bugs (:data:`BUGS`), with where each one lives:
 - ``per_minibatch_trust_region``: the batch is split into 4 minibatches, each given its own
   trust-region step of size delta, so the total KL drifts past delta (``step.update`` and
   ``trpo.update``).
+
+Line-search controls (the negative controls of :mod:`claims.implementation.line_search`, one
+mechanism each; :data:`LINE_SEARCH_BUGS`, not part of the fork check's default nine):
+
+- ``no_improvement_check``: the line search accepts any candidate within the KL bound, whether
+  or not it improves the surrogate (``step.line_search``).
+- ``backtrack_along_gradient``: when the full step is not acceptable, the line search goes on
+  along the plain gradient (scaled to the full step's first-order gain) instead of shrinking
+  the natural step (``step.update`` and ``trpo.update``).
+- ``no_finite_guard``: the acceptance test is written as a rejection test, "reject if the
+  surrogate did not improve or the KL is too large", which a NaN candidate passes (every
+  comparison with NaN is false), and the finite check is missing (``step.line_search``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -161,6 +174,68 @@ def _per_minibatch_trust_region() -> dict[tuple[Any, str], Any]:
     return {(step, "update"): per_minibatch, (trpo, "update"): per_minibatch}
 
 
+def _no_improvement_check() -> dict[tuple[Any, str], Any]:
+    line_search = step.line_search
+
+    def kl_only(policy: Any, theta_old: Any, full_step: Any, evaluate: Any,
+                surrogate_old: float, limit: float, *rest: Any) -> Any:
+        return line_search(policy, theta_old, full_step, evaluate, -math.inf, limit, *rest)
+
+    return {(step, "line_search"): kl_only}
+
+
+def _backtrack_along_gradient() -> dict[tuple[Any, str], Any]:
+    update, line_search = step.update, step.line_search
+
+    def along_gradient(policy: Any, batch: step.PolicyBatch, **kwargs: Any) -> dict[str, Any]:
+        g = step.flat_grad(step.surrogate(policy, batch), policy)
+
+        def search(policy: Any, theta_old: torch.Tensor, full_step: torch.Tensor,
+                   evaluate: Any, surrogate_old: float, limit: float, backtrack: float = 0.8,
+                   max_backtracks: int = 10) -> step.LineSearchResult:
+            first = line_search(policy, theta_old, full_step, evaluate, surrogate_old, limit,
+                                backtrack, 1)
+            if first.accepted or max_backtracks < 2 or not float(g @ g) > 0:
+                return first
+            # the bug: the shorter candidates lie along g, with the full step's gain g . step
+            gradient_step = g * (float(g @ full_step) / float(g @ g))
+            rest = line_search(policy, theta_old, backtrack * gradient_step, evaluate,
+                               surrogate_old, limit, backtrack, max_backtracks - 1)
+            return dataclasses.replace(rest, backtracks=rest.backtracks + 1,
+                                       constraint_full=first.constraint_full)
+
+        saved = step.line_search
+        step.line_search = search
+        try:
+            return update(policy, batch, **kwargs)
+        finally:
+            step.line_search = saved
+
+    return {(step, "update"): along_gradient, (trpo, "update"): along_gradient}
+
+
+def _no_finite_guard() -> dict[tuple[Any, str], Any]:
+    def unguarded(policy: Any, theta_old: torch.Tensor, full_step: torch.Tensor, evaluate: Any,
+                  surrogate_old: float, limit: float, backtrack: float = 0.8,
+                  max_backtracks: int = 10) -> step.LineSearchResult:
+        constraint_full = math.nan
+        for k in range(max_backtracks):
+            fraction = backtrack**k
+            step.set_flat_params(policy, theta_old + fraction * full_step)
+            surr, constraint = evaluate()
+            if k == 0:
+                constraint_full = constraint
+            # the bug: a rejection test that NaN passes, and no finite check
+            if not (surr <= surrogate_old or constraint > limit):
+                return step.LineSearchResult(True, k, fraction, surr, constraint, None,
+                                             constraint_full)
+        step.set_flat_params(policy, theta_old)
+        return step.LineSearchResult(False, max_backtracks, 0.0, surrogate_old, math.nan,
+                                     "line search failed", constraint_full)
+
+    return {(step, "line_search"): unguarded}
+
+
 BUGS: dict[str, Callable[[], dict[tuple[Any, str], Any]]] = {
     "no_kl_check": _no_kl_check,
     "beta_without_factor_2": _beta_without_factor_2,
@@ -171,6 +246,12 @@ BUGS: dict[str, Callable[[], dict[tuple[Any, str], Any]]] = {
     "kl_reversed": _kl_reversed,
     "flip_advantages": _flip_advantages,
     "per_minibatch_trust_region": _per_minibatch_trust_region,
+}
+# controls of the line-search claims, applied by seeded_bug like the others
+LINE_SEARCH_BUGS: dict[str, Callable[[], dict[tuple[Any, str], Any]]] = {
+    "no_improvement_check": _no_improvement_check,
+    "backtrack_along_gradient": _backtrack_along_gradient,
+    "no_finite_guard": _no_finite_guard,
 }
 
 
@@ -183,9 +264,10 @@ def seeded_bug(name: str | None) -> Iterator[None]:
     if name is None:
         yield
         return
-    if name not in BUGS:
-        raise ValueError(f"unknown seeded bug {name!r}; choose one of {', '.join(BUGS)}")
-    patches = BUGS[name]()
+    known = BUGS | LINE_SEARCH_BUGS
+    if name not in known:
+        raise ValueError(f"unknown seeded bug {name!r}; choose one of {', '.join(known)}")
+    patches = known[name]()
     saved = _apply(patches)
     _ACTIVE.append((name, patches, saved))
     try:

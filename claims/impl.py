@@ -12,6 +12,17 @@ capabilities:
 - ``"train"``: ``train(env_id, seed, total_steps)`` trains for the budget and returns every
   finished episode's true return and length, in order (:class:`TrainOutcome`).
 
+Two optional capabilities extend ``"step"``:
+
+- ``"inspect"``: ``action_distributions(obs)`` returns the current policy's
+  :class:`ActionDistributions` on ``obs`` without changing anything, even when the policy has
+  become non-finite (build the distributions without argument validation). The suite reads the
+  state a failed update left with it (without it: the ``old`` of one more update).
+- ``"snapshot"``: ``get_state()`` returns an opaque copy of everything the next
+  ``policy_step`` depends on (parameters, optimizer and random state) and ``set_state(state)``
+  puts it back exactly, so the suite can rerun an update from the same state (the direction
+  claim, :mod:`claims.implementation.line_search`).
+
 :func:`capabilities` says which an object offers; claims declare what they require, and a claim
 whose requirement is unmet is SKIPPED with the reason. :func:`load_implementation` turns a spec
 (``"package.module:factory"``, or a name registered in the :data:`ENTRY_POINT_GROUP` entry-point
@@ -34,7 +45,11 @@ ENTRY_POINT_GROUP = "trpo_claims.implementations"
 CAPABILITIES: dict[str, tuple[str, ...]] = {
     "step": ("new_policy", "policy_step"),
     "train": ("train",),
+    "inspect": ("action_distributions",),
+    "snapshot": ("get_state", "set_state"),
 }
+# optional, used by the step protocol where offered (claims needing them say so)
+OPTIONAL_CAPABILITIES = ("inspect", "snapshot")
 
 
 class ImplementationError(ValueError):
@@ -178,7 +193,7 @@ def load_implementation(spec: str) -> Any:
     except Exception as error:
         raise ImplementationError(f"{spec!r}: the factory raised {type(error).__name__}: "
                                   f"{error}") from error
-    if not capabilities(impl):
+    if not capabilities(impl) - set(OPTIONAL_CAPABILITIES):
         wanted = "; ".join(f"{c}: {', '.join(m)}" for c, m in CAPABILITIES.items())
         raise ImplementationError(f"{spec!r}: the factory returned {type(impl).__name__}, "
                                   f"which offers no capability (methods wanted: {wanted})")
@@ -232,6 +247,8 @@ def check_adapter(spec: str, tasks: Sequence[str] = CHECK_TASKS, delta: float = 
     for env_id in tasks:
         if "step" in offered:
             findings.append(_check_step(impl, env_id, delta))
+            findings += [_check_optional(impl, env_id, delta, c)
+                         for c in OPTIONAL_CAPABILITIES if c in offered]
         if "train" in offered:
             findings.append(_check_train(impl, env_id, train_steps))
     return findings
@@ -253,6 +270,37 @@ def _check_step(impl: Any, env_id: str, delta: float) -> Finding:
         return Finding(False, what, f"{type(error).__name__}: {error}")
     return Finding(True, what, f"KL(old || new) = {kl:.4g} at delta = {delta} (measured by the "
                                "suite; claims judge it)")
+
+
+def _same(a: ActionDistributions, b: ActionDistributions) -> bool:
+    fields = ("mean", "std", "probs", "log_probs")
+    return all((getattr(a, f) is None) == (getattr(b, f) is None) and (
+        getattr(a, f) is None or np.array_equal(getattr(a, f), getattr(b, f))) for f in fields)
+
+
+def _check_optional(impl: Any, env_id: str, delta: float, capability: str) -> Finding:
+    """inspect: it reads the policy a step left; snapshot: a step rerun from a restored state
+    gives the same distributions, bit for bit (what the direction claim relies on)."""
+    what = f"{capability} on {env_id}"
+    try:
+        batch = random_batch(env_id)
+        impl.new_policy(env_id, 0)
+        if capability == "inspect":
+            outcome = impl.policy_step(batch, delta)
+            if not _same(impl.action_distributions(batch.obs), outcome.new):
+                raise ImplementationError("action_distributions differs from the last "
+                                          "policy_step's new distributions")
+            return Finding(True, what, "action_distributions reads the current policy")
+        state = impl.get_state()
+        first = impl.policy_step(batch, delta)
+        impl.set_state(state)
+        second = impl.policy_step(batch, delta)
+        if not (_same(first.old, second.old) and _same(first.new, second.new)):
+            raise ImplementationError("a step rerun after set_state(get_state()) differs: "
+                                      "the state misses something the update depends on")
+    except Exception as error:
+        return Finding(False, what, f"{type(error).__name__}: {error}")
+    return Finding(True, what, "a step rerun from a restored state is bit-identical")
 
 
 def _check_train(impl: Any, env_id: str, total_steps: int) -> Finding:

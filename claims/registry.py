@@ -37,6 +37,7 @@ CLAIM_MODULES: tuple[str, ...] = (
     "claims.implementation.kl_within_delta",
     "claims.implementation.surrogate_improves",
     "claims.implementation.rejected_update_restores",
+    "claims.implementation.line_search",
     "claims.implementation.learns",
 )
 

@@ -75,17 +75,26 @@ def test_other_implementations_skip_reference_only_claims_and_missing_capabiliti
     assert verdict["status"] == "SKIPPED" and "needs the step capability" in verdict["message"]
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("test_adapters:nan_step", "old distributions: not finite"),
-    ("no_such_package_xyz:factory", "cannot import 'no_such_package_xyz'"),
-])
-def test_a_broken_adapter_is_that_claims_error_and_the_rest_still_runs(
-        adapters, tmp_path, spec, message):
-    results, entries = run_under(spec, tmp_path, ids=("impl.kl_within_delta", "theory.beta_kl"))
+def test_an_unloadable_adapter_is_that_claims_error_and_the_rest_still_runs(adapters, tmp_path):
+    results, entries = run_under("no_such_package_xyz:factory", tmp_path,
+                                 ids=("impl.kl_within_delta", "theory.beta_kl"))
     entry = entries["impl.kl_within_delta"]
-    assert entry["verdict"]["status"] == "ERROR" and message in entry["verdict"]["message"]
+    assert entry["verdict"]["status"] == "ERROR"
+    assert "cannot import 'no_such_package_xyz'" in entry["verdict"]["message"]
     assert entry["control"]["verdict"]["status"] == "REFUTED"  # the control is the reference's
     assert entries["theory.beta_kl"]["verdict"]["status"] == "SKIPPED"
+    assert results["complete"]
+
+
+def test_an_adapter_returning_nan_gives_cell_findings_not_an_error(adapters, tmp_path):
+    results, entries = run_under("test_adapters:nan_step", tmp_path,
+                                 ids=("impl.kl_within_delta",))
+    entry = entries["impl.kl_within_delta"]
+    assert entry["verdict"]["status"] == "INCONCLUSIVE"  # nothing measurable, nothing erred
+    assert "4 of 4 cells crashed" in entry["verdict"]["message"]
+    assert "old distributions: not finite" in entry["verdict"]["message"]
+    crashes = entry["evidence"]["data"]["crashes"]
+    assert all(c["update"] == 1 and c["kind"] == "invalid output" for c in crashes.values())
     assert results["complete"]
 
 

@@ -12,6 +12,7 @@ from claims.core import Status
 from claims.impl import ActionDistributions, StepBatch, StepOutcome
 from claims.implementation.rejected_update_restores import violates
 from claims.implementation.sequence import (
+    Cell,
     UpdateRecord,
     measure_update,
     records_from_json,
@@ -85,8 +86,13 @@ def test_violates(record, delta, expected):
 
 
 def test_records_round_trip_through_json():
-    runs = {"A seed 0": [UpdateRecord(0.1, 0.2, 0.3, False), UpdateRecord(0, 0, 0, True)]}
-    assert records_from_json(records_json(runs)) == runs
+    records = [UpdateRecord(0.1, 0.2, 0.3, False, 0.99, 0.5), UpdateRecord(0, 0, 0, True)]
+    back = records_from_json(records_json({"A seed 0": Cell(records)}))["A seed 0"]
+    assert back[0] == records[0] and back[1].unchanged and math.isnan(back[1].direction_cos)
+    # evidence saved before the direction fields existed still reads
+    old = {f: {"k": [v]} for f, v in zip(("kl_mean", "kl_max", "surrogate_gain", "unchanged"),
+                                         (0.1, 0.2, 0.3, False), strict=True)}
+    assert records_from_json(old)["k"][0].kl_mean == 0.1
     assert math.isnan(UpdateRecord(0.0, 0.0, 0.0, True).efficiency)
     assert UpdateRecord(0.02, 0.05, 0.2, False).efficiency == pytest.approx(1.0)  # 0.2 / 0.2
 
@@ -108,14 +114,15 @@ class RaisesOnThirdUpdate:
         return StepOutcome(d, d)
 
 
-def test_an_implementation_error_says_where_it_happened():
-    from claims.impl import ImplementationError
+def test_an_implementation_error_is_a_cell_crash_that_says_where():
     from claims.implementation.sequence import update_sequence
 
     batch = StepBatch("CartPole-v1", np.zeros((3, 4)), np.array([0, 1, 0]), np.ones(3))
-    with pytest.raises(ImplementationError, match=r"CartPole-v1 seed 5, delta 10, update 3 of "
-                                                  r"4: ValueError: parameters are NaN"):
-        update_sequence(RaisesOnThirdUpdate(), batch, 5, 10.0, 4)
+    cell = update_sequence(RaisesOnThirdUpdate(), batch, 5, 10.0, 4)
+    assert len(cell.records) == 2
+    assert (cell.crash.update, cell.crash.kind) == (3, "exception")
+    assert cell.crash.error.startswith("ValueError: parameters are NaN")
+    assert cell.crash.state == "unchanged"  # read from one more update (no inspect)
 
 
 @pytest.mark.parametrize(("returns", "lengths", "expected"), [

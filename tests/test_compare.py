@@ -68,6 +68,14 @@ def test_compare_claim_outcomes():
     assert missing.outcome == "inconclusive" and "not in the baseline" in missing.message
 
 
+def test_compare_pairs_cell_by_cell_and_names_the_unpaired():
+    base = side("SUPPORTED", {"A seed 0 delta 1": 0.0, "A seed 1 delta 1": 1.0}, LOWER)
+    cand = side("REFUTED", {"A seed 0 delta 1": 0.0}, LOWER)  # seed 1 crashed before a sample
+    row = compare_claim("c", base, cand)
+    assert row.n == 1 and "1 cell(s) on one side only" in row.message
+    assert "A seed 1 delta 1" in row.message and row.outcome == "worse"
+
+
 RESULTS = {
     "tier": "quick", "seed": 0, "command": ["trpo-claims", "run"],
     "implementation": {"spec": "claims.adapters.trpo_ref:factory", "name": "trpo_ref"},

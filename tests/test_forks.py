@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from claims.forks import BUGS, seeded_bug
+from claims.forks import BUGS, LINE_SEARCH_BUGS, seeded_bug
 from trpo_ref.deep import policies, step, trpo
 
 DELTA = 0.01
@@ -43,7 +43,7 @@ def snapshot():
             dict(vars(policies.PolicyModule)), dict(vars(policies.DiagGaussianMLP)))
 
 
-@pytest.mark.parametrize("bug", list(BUGS))
+@pytest.mark.parametrize("bug", [*BUGS, *LINE_SEARCH_BUGS])
 def test_every_bug_is_undone_on_exit(bug):
     before = snapshot()
     with seeded_bug(bug):
@@ -144,3 +144,37 @@ def test_flip_advantages_negates_the_batch_the_update_sees():
         assert torch.equal(step.make_batch(policy, obs, act, adv).adv, -adv)
         assert torch.equal(trpo.make_batch(policy, obs, act, adv).adv, -adv)
     assert math.isfinite(float(adv.sum()))
+
+
+def test_no_improvement_check_accepts_a_step_that_lowers_the_surrogate():
+    policy = torch.nn.Linear(2, 1).double()
+    theta = step.get_flat_params(policy)
+    for bug, accepted in ((None, False), ("no_improvement_check", True)):
+        with seeded_bug(bug):
+            result = step.line_search(policy, theta, torch.ones_like(theta),
+                                      lambda: (-1.0, 0.001), 0.0, 0.01)
+        assert result.accepted is accepted
+
+
+@pytest.mark.parametrize(("bug", "cosine_with_g"), [(None, 0.756), ("backtrack_along_gradient",
+                                                                     1.0)])
+def test_backtrack_along_gradient_turns_the_shorter_steps(bug, cosine_with_g):
+    from claims.step.line_search import injected
+
+    real_scale = step.step_scale
+
+    def doubled(s_a_s, delta):  # the full step's KL x 4: the line search must backtrack
+        beta, reason = real_scale(s_a_s, delta)
+        return 2 * beta, reason
+
+    policy, obs, act, adv = hopper_policy_and_batch()
+    with seeded_bug(bug), injected(step_scale=doubled):
+        batch = step.make_batch(policy, obs, act, adv)
+        theta = step.get_flat_params(policy)
+        g = step.flat_grad(step.surrogate(policy, batch), policy)
+        metrics = step.update(policy, batch, delta=DELTA)
+    applied = step.get_flat_params(policy) - theta
+    assert metrics["train/accepted"] and metrics["train/backtracks"] > 0
+    assert float(applied @ g / (applied.norm() * g.norm())) == pytest.approx(cosine_with_g,
+                                                                              abs=1e-3)
+    assert step.line_search.__name__ == "line_search"  # restored after the update

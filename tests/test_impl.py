@@ -61,7 +61,7 @@ def test_bad_distributions_are_named(dists, message):
 
 def test_load_the_reference_by_spec():
     impl = load_implementation("claims.adapters.trpo_ref:factory")
-    assert capabilities(impl) == {"step", "train"}
+    assert capabilities(impl) == {"step", "train", "inspect", "snapshot"}
 
 
 @pytest.fixture
@@ -124,6 +124,7 @@ def test_check_adapter_passes_the_reference_and_names_problems(fake_module, caps
     assert main(["check-adapter", "claims.adapters.trpo_ref:factory", "--env", "CartPole-v1"]) == 0
     out = capsys.readouterr().out
     assert "step on CartPole-v1: KL(old || new) =" in out and "usable" in out
+    assert "inspect on CartPole-v1" in out and "rerun from a restored state is bit" in out
     assert main(["check-adapter", "fake_impls:boom"]) == 1
     assert "PROBLEM  load: 'fake_impls:boom': the factory raised ZeroDivisionError" in (
         capsys.readouterr().out)
@@ -148,6 +149,39 @@ def test_check_adapter_reports_an_adapter_that_raises(monkeypatch):
     findings = check_adapter("raising_impl:factory", tasks=("CartPole-v1",))
     assert [f.ok for f in findings] == [True, False]
     assert "RuntimeError: NaN in the Fisher product" in findings[1].detail
+
+
+class LeakySnapshot(RaisingStep):
+    """A snapshot that forgets the update's random state: a rerun differs."""
+
+    def __init__(self):
+        self.k = 0
+
+    def policy_step(self, batch, delta):
+        from claims.impl import StepOutcome
+
+        self.k += 1
+        old = ActionDistributions(probs=np.full((len(batch.adv), 2), 0.5))
+        p = 0.5 + 0.01 * self.k
+        return StepOutcome(old, ActionDistributions(probs=np.tile([p, 1 - p],
+                                                                  (len(batch.adv), 1))))
+
+    def get_state(self):
+        return None
+
+    def set_state(self, state):
+        pass
+
+
+def test_check_adapter_finds_a_snapshot_that_misses_state(monkeypatch):
+    from claims.impl import check_adapter
+
+    module = types.ModuleType("leaky_impl")
+    module.factory = LeakySnapshot
+    monkeypatch.setitem(sys.modules, "leaky_impl", module)
+    findings = check_adapter("leaky_impl:factory", tasks=("CartPole-v1",))
+    assert [f.what for f in findings if not f.ok] == ["snapshot on CartPole-v1"]
+    assert "the state misses something" in findings[-1].detail
 
 
 def test_a_fork_registered_under_the_entry_point_group_loads_by_name(monkeypatch):

@@ -17,6 +17,9 @@ listed in :data:`DIFFERENCES`. sb3's policies are float32; distributions come ba
 
 from __future__ import annotations
 
+import contextlib
+import copy
+from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
@@ -68,7 +71,7 @@ class SB3ContribTRPO:
         self.model, self.seed = self._model(env_id, seed), seed
 
     def _distributions(self, obs: np.ndarray) -> ActionDistributions:
-        with torch.no_grad():
+        with torch.no_grad(), _unvalidated():  # a NaN policy must be readable, not raise
             d = self.model.policy.get_distribution(
                 torch.as_tensor(obs, dtype=torch.float32)).distribution
         if isinstance(d, torch.distributions.Categorical):
@@ -114,12 +117,41 @@ class SB3ContribTRPO:
             self.model.rollout_buffer = saved
         return StepOutcome(old, self._distributions(batch.obs))
 
+    def action_distributions(self, obs: np.ndarray) -> ActionDistributions:
+        """The ``inspect`` capability: the current policy on ``obs``, no update."""
+        if self.model is None:
+            raise RuntimeError("call new_policy(env_id, seed) before action_distributions")
+        return self._distributions(obs)
+
+    def get_state(self) -> dict[str, Any]:
+        """The ``snapshot`` capability: the policy's and optimizer's state (``policy_step``
+        reseeds numpy and torch itself, and the buffer is rebuilt each call)."""
+        return copy.deepcopy({"policy": self.model.policy.state_dict(),
+                              "optimizer": self.model.policy.optimizer.state_dict()})
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        state = copy.deepcopy(state)
+        self.model.policy.load_state_dict(state["policy"])
+        self.model.policy.optimizer.load_state_dict(state["optimizer"])
+
     def train(self, env_id: str, seed: int, total_steps: int) -> TrainOutcome:
         model = self._model(env_id, seed)
         model.learn(total_timesteps=total_steps)
         monitor = model.get_env().envs[0]
         return TrainOutcome([float(r) for r in monitor.get_episode_rewards()],
                             [int(n) for n in monitor.get_episode_lengths()])
+
+
+@contextlib.contextmanager
+def _unvalidated() -> Iterator[None]:
+    """torch.distributions without argument validation inside the body (sb3's Normal raises
+    on a NaN mean; the suite wants to read it)."""
+    previous = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(previous)
 
 
 def factory() -> SB3ContribTRPO:

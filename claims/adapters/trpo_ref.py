@@ -2,7 +2,8 @@
 against, and the base of the seeded-bug forks (:mod:`claims.forks`).
 
 ``policy_step`` goes through ``trpo_ref.deep.step``'s module attributes (``make_batch``,
-``update``) exactly as the training loop does, so a seeded bug patched there shows up here.
+``update``) exactly as the training loop does, so a seeded bug patched there shows up here. It
+also offers the optional ``inspect`` and ``snapshot`` capabilities (:mod:`claims.impl`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,23 @@ class TrpoRef:
                         max_backtracks=c.max_backtracks, fvp_subsample=c.fvp_subsample,
                         step_size=c.step_size, generator=self.generator)
             return StepOutcome(old, distributions(self.policy, obs))
+
+    def action_distributions(self, obs: np.ndarray) -> ActionDistributions:
+        """The ``inspect`` capability: the current policy on ``obs``, no update."""
+        if self.policy is None:
+            raise RuntimeError("call new_policy(env_id, seed) before action_distributions")
+        return distributions(self.policy, torch.as_tensor(np.asarray(obs, dtype=np.float64)))
+
+    def get_state(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``snapshot`` capability: the flat parameters and the FVP subsample generator."""
+        assert self.policy is not None and self.generator is not None
+        return step.get_flat_params(self.policy), self.generator.get_state()
+
+    def set_state(self, state: tuple[torch.Tensor, torch.Tensor]) -> None:
+        assert self.policy is not None and self.generator is not None
+        flat, generator_state = state
+        step.set_flat_params(self.policy, flat)
+        self.generator.set_state(generator_state)
 
     def train(self, env_id: str, seed: int, total_steps: int) -> TrainOutcome:
         episodes: list[tuple[float, int]] = []

@@ -17,6 +17,7 @@ from claims.implementation.sequence import (
     STEP_PROTOCOL,
     StepSequenceClaim,
     UpdateRecord,
+    crash_note,
     records_from_json,
 )
 from claims.registry import register
@@ -50,17 +51,22 @@ class KLWithinDelta(StepSequenceClaim):
 
     def summarize(self, runs: dict[str, list[UpdateRecord]]) -> dict[str, Any]:
         ratios = [r.kl_mean / DELTA for records in runs.values() for r in records]
-        return {"max KL / delta": max(ratios), "median KL / delta": float(np.median(ratios)),
+        return {"max KL / delta": max(ratios, default=None),
+                "median KL / delta": float(np.median(ratios)) if ratios else None,
                 "updates": len(ratios)}
 
     def samples(self, evidence: Evidence) -> dict[str, float]:
         return {key: float(np.median([r.kl_mean for r in records])) / DELTA
-                for key, records in records_from_json(evidence.data).items()}
+                for key, records in records_from_json(evidence.data).items() if records}
 
     def decide(self, evidence: Evidence) -> Verdict:
-        runs = records_from_json(evidence.data)
+        runs = {k: recs for k, recs in records_from_json(evidence.data).items() if recs}
+        crashed = crash_note(evidence.data)
+        if not runs:
+            return Verdict.inconclusive("no update was measured" + crashed)
         worst_key, worst = max(((k, max(r.kl_mean for r in recs)) for k, recs in runs.items()),
                                key=lambda kv: kv[1])
         n = sum(len(recs) for recs in runs.values())
         return self.rule.judge(worst / DELTA, n=n,
-                               message=f"largest at {worst_key}: KL = {worst / DELTA:.3g} delta")
+                               message=f"largest at {worst_key}: KL = {worst / DELTA:.3g} delta"
+                                       + crashed)

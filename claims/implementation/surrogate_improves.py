@@ -17,6 +17,7 @@ from claims.implementation.sequence import (
     STEP_PROTOCOL,
     StepSequenceClaim,
     UpdateRecord,
+    crash_note,
     records_from_json,
 )
 from claims.registry import register
@@ -69,12 +70,13 @@ class SurrogateImproves(StepSequenceClaim):
     def decide(self, evidence: Evidence) -> Verdict:
         runs = records_from_json(evidence.data)
         moved = [(k, r) for k, recs in runs.items() for r in recs if not r.unchanged]
+        crashed = crash_note(evidence.data)
         if not moved:
             return Verdict.inconclusive("no update changed the policy, so nothing shows the "
-                                        "surrogate improving")
+                                        "surrogate improving" + crashed)
         bad = [(k, r) for k, r in moved if not r.surrogate_gain > 0]
         worst_key, worst = min(moved, key=lambda kr: kr[1].surrogate_gain)
         return self.rule.judge(float(len(bad)), n=len(moved),
                                message=f"{len(bad)} of {len(moved)} updates that moved the "
                                        f"policy lowered the surrogate; smallest change "
-                                       f"{worst.surrogate_gain:.3g} at {worst_key}")
+                                       f"{worst.surrogate_gain:.3g} at {worst_key}" + crashed)

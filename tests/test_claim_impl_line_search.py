@@ -1,0 +1,160 @@
+"""The line-search claims (impl.ls_*): on a small plan the reference passes and each
+mechanism's control (a seeded bug of claims.forks) is REFUTED; the probes, the Fisher
+coordinates and the per-claim violation counts behave as documented."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from claims.core import Evidence, Status
+from claims.forks import seeded_bug
+from claims.impl import ActionDistributions, StepBatch, StepOutcome
+from claims.implementation import line_search
+from claims.implementation.sequence import (
+    Cell,
+    Crash,
+    UpdateRecord,
+    direction,
+    fisher_coordinates,
+    forget_updates,
+    probe_batch,
+    records_json,
+)
+from claims.registry import get
+
+# one task, one seed: the probes, a rung where the full step often fails (0.03 on CartPole
+# after a few updates) and one far from the quadratic regime (10)
+SMALL = {"tasks": [["CartPole-v1", 1000]], "seeds": [0], "warmup": 2, "updates": 5,
+         "ladder": [0.03, 10.0], "ladder_updates": 10, "probe_updates": 3}
+DECLARED = {tier: dict(budget) for tier, budget in line_search.LS_BUDGETS.items()}
+
+
+@pytest.fixture(scope="module")
+def small_plan():
+    """The small plan for the module's tests (the reference's cells are computed once)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(line_search.LS_BUDGETS, "quick", SMALL)
+        forget_updates()
+        yield
+    forget_updates()
+
+
+@pytest.mark.usefixtures("small_plan")
+@pytest.mark.parametrize("claim_id", ["impl.ls_improves", "impl.ls_within_delta",
+                                      "impl.ls_direction"])
+def test_reference_supported_and_mechanism_control_refuted(claim_id):
+    claim = get(claim_id)
+    real, control = claim.run("quick"), claim.run("quick", control=True)
+    assert claim.decide(real).status is Status.SUPPORTED, claim.decide(real).message
+    assert claim.decide(control).status is Status.REFUTED
+    assert sum(claim.samples(control).values()) > sum(claim.samples(real).values()) == 0
+
+
+@pytest.mark.usefixtures("small_plan")
+def test_the_probes_and_the_ladder_make_the_reference_line_search_act():
+    evidence = get("impl.ls_improves").run("quick")
+    assert evidence.summary["updates the line search visibly acted on (rejected or "
+                               "shortened)"] > 0
+    cells = evidence.summary["stress per cell"]
+    assert set(cells) == {"CartPole-v1 seed 0 probe sharpen delta 0.01",
+                          "CartPole-v1 seed 0 probe broaden delta 0.01",
+                          "CartPole-v1 seed 0 delta 0.03", "CartPole-v1 seed 0 delta 10"}
+    assert [c["updates"] for c in cells.values()] == [3, 3, 10, 10]
+
+
+def test_the_ladder_is_declared_up_front_per_tier():
+    for tier in ("quick", "standard", "full"):
+        ladder = DECLARED[tier]["ladder"]
+        assert ladder == sorted(ladder) and ladder[0] <= 0.03 and 100.0 in ladder
+        assert ladder[-1] == line_search.OVERFLOW_DELTA
+
+
+def test_the_finite_guard_control_accepts_a_nan_candidate():
+    """The no_finite_guard bug, on a candidate whose surrogate and KL are NaN."""
+    import torch
+
+    from trpo_ref.deep import step
+
+    policy = torch.nn.Linear(2, 1).double()
+    theta = step.get_flat_params(policy)
+    for bug, accepted in ((None, False), ("no_finite_guard", True)):
+        with seeded_bug(bug):
+            result = step.line_search(policy, theta, torch.ones_like(theta),
+                                      lambda: (math.nan, math.nan), 0.0, 0.01)
+        assert result.accepted is accepted
+
+
+def evidence_of(claim_id, runs, deltas):
+    return Evidence(claim_id, "quick", False, {"deltas": deltas}, records_json(runs))
+
+
+@pytest.mark.parametrize(("claim_id", "record", "violations"), [
+    ("impl.ls_improves", UpdateRecord(0.001, 0.002, -0.1, False), 1),
+    ("impl.ls_improves", UpdateRecord(0.0, 0.0, 0.0, True), 0),  # rejected: nothing accepted
+    ("impl.ls_within_delta", UpdateRecord(0.02, 0.03, 0.1, False), 1),
+    ("impl.ls_within_delta", UpdateRecord(0.01, 0.03, 0.1, False), 0),  # KL == delta is within
+    ("impl.ls_direction", UpdateRecord(0.01, 0.03, 0.1, False, 0.5, 0.4), 1),
+    ("impl.ls_direction", UpdateRecord(0.01, 0.03, 0.1, False, 0.95, 0.4), 0),
+])
+def test_violations_by_hand(claim_id, record, violations):
+    runs = {"T seed 0 delta 0.01": Cell([record]), "T seed 0 delta 10": Cell([])}
+    assert sum(get(claim_id).violations(evidence_of(claim_id, runs, [0.01, 10])).values()) \
+        == violations
+
+
+def test_finite_counts_the_cells_whose_policy_became_non_finite():
+    claim = get("impl.ls_finite")
+    ok = UpdateRecord(0.01, 0.02, 0.1, False)
+    runs = {"T seed 0 delta 1e+08": Cell([ok], Crash(2, "exception", "E", "non-finite")),
+            "T seed 1 delta 1e+08": Cell([ok], Crash(2, "exception", "E", "unchanged")),
+            "T seed 2 delta 1e+08": Cell([ok])}
+    verdict = claim.decide(evidence_of(claim.id, runs, [1e8]))
+    assert verdict.status is Status.REFUTED and verdict.value == 1.0
+    del runs["T seed 0 delta 1e+08"]
+    assert claim.decide(evidence_of(claim.id, runs, [1e8])).status is Status.SUPPORTED
+
+
+def test_direction_is_inconclusive_when_no_step_was_shortened_or_turned():
+    claim = get("impl.ls_direction")
+    runs = {"T seed 0 delta 0.01": Cell([UpdateRecord(0.01, 0.02, 0.1, False, 0.99, 1.0)])}
+    assert claim.decide(evidence_of(claim.id, runs, [0.01])).status is Status.INCONCLUSIVE
+
+
+def gaussian(mean, std):
+    return ActionDistributions(mean=np.asarray(mean, float), std=np.asarray(std, float))
+
+
+def test_fisher_coordinates_by_hand():
+    old = gaussian([[0.0, 0.0]], [[1.0, 2.0]])
+    new = gaussian([[0.1, 0.2]], [[1.0, 2.0 * math.exp(0.05)]])
+    x = fisher_coordinates(old, new)
+    assert x == pytest.approx([0.1, 0.1, 0.0, math.sqrt(2) * 0.05])
+    # |x|^2 / 2 is the KL to second order
+    assert 0.5 * x @ x == pytest.approx(old.kl_to(new)[0], rel=0.05)
+    p = ActionDistributions(probs=np.array([[0.25, 0.75]]))
+    q = ActionDistributions(probs=np.array([[0.5, 0.5]]))
+    assert fisher_coordinates(p, q) == pytest.approx([0.5 * math.log(2), math.sqrt(0.75)
+                                                      * math.log(2 / 3)])
+
+
+def test_direction_of_parallel_and_turned_steps():
+    old = gaussian([[0.0, 0.0]], [[1.0, 1.0]])
+    ten = StepOutcome(old, gaussian([[0.1, 0.1]], [[1.0, 1.0]]))
+    one = StepOutcome(old, gaussian([[0.01, 0.01]], [[1.0, 1.0]]))
+    turned = StepOutcome(old, gaussian([[0.1, -0.1]], [[1.0, 1.0]]))
+    assert direction(ten, one) == pytest.approx((1.0, 1.0))  # 10x the delta / 100 step: full
+    assert direction(turned, one)[0] == pytest.approx(0.0, abs=1e-12)
+    assert all(math.isnan(v) for v in direction(StepOutcome(old, old), one))
+
+
+def test_probe_batches_reward_and_punish_the_likely_actions():
+    batch = StepBatch("T", np.zeros((3, 1)), np.array([0, 1, 1]), np.zeros(3))
+    pi0 = ActionDistributions(probs=np.array([[0.9, 0.1]] * 3))
+    sharpen, broaden = probe_batch(batch, pi0, "sharpen"), probe_batch(batch, pi0, "broaden")
+    assert sharpen.adv[0] > 0 > sharpen.adv[1] and np.allclose(broaden.adv, -sharpen.adv)
+    assert sharpen.adv.mean() == pytest.approx(0.0) and sharpen.adv.std() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="all equal"):
+        probe_batch(batch, ActionDistributions(probs=np.full((3, 2), 0.5)), "sharpen")
