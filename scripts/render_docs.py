@@ -58,6 +58,7 @@ REGION = re.compile(
 )
 NOT_IN_REPORT = "not in this report"
 NOT_IN_REGISTRY = "(no longer in the registry)"
+STALE_RULE = "stale: rule changed since"  # the report judged the claim by a rule no longer declared
 FORK_CHECK_RUNS = "reports/fork-check/runs"  # the fork check's own runs, not reports of the suite
 REFERENCE_SPECS = (None, "claims.adapters.trpo_ref:factory")  # runs of trpo_ref itself
 
@@ -237,6 +238,9 @@ def render_matrix(ctx: Context, args: Sequence[str]) -> str:
             if entry is None:
                 cells.append(NOT_IN_REPORT)
                 continue
+            if not same_rule(entry, d):
+                cells.append(STALE_RULE)
+                continue
             status, ctl = entry["verdict"]["status"], control_status(entry)
             flag = "" if ctl in (None, "REFUTED", "SKIPPED") else f" (control **{ctl}**)"
             cells.append(f"{status}{flag}")
@@ -250,6 +254,14 @@ def render_matrix(ctx: Context, args: Sequence[str]) -> str:
     note = ("Reports read (trpo_ref, seed 0, controls on; the newest wins), with the commit each "
             f"ran at: {used}.")
     return "\n".join([*table(["Claim", *TIERS], rows), "", note])
+
+
+def same_rule(entry: Mapping[str, Any], described: Mapping[str, Any]) -> bool:
+    """Whether a report's claim was judged by the decision rule the registry declares now (a
+    report made before a rule changed must not pass for a verdict of the current claim)."""
+    then = (entry.get("description") or {}).get("rule")
+    return then is None or json.dumps(then, sort_keys=True) == json.dumps(
+        json.loads(json.dumps(described["rule"])), sort_keys=True)
 
 
 def render_summary(ctx: Context, args: Sequence[str]) -> str:

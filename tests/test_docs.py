@@ -101,6 +101,15 @@ def test_an_unclosed_region_is_an_error(render_docs, tmp_path):
         render_docs.render_text(text, ctx)
 
 
+def test_a_report_judged_by_another_rule_is_stale_not_a_verdict(render_docs):
+    described = render_docs.registry()[0]
+    same = {"description": {"rule": described["rule"]}}
+    changed = {"description": {"rule": {**described["rule"], "threshold": 12345.0}}}
+    assert render_docs.same_rule(same, described)
+    assert not render_docs.same_rule(changed, described)
+    assert render_docs.same_rule({"description": {}}, described)  # older reports: no rule kept
+
+
 # --- one spelling of equations ---------------------------------------------------------------
 
 BAD_EQUATION_SPELLINGS = {
