@@ -155,7 +155,7 @@ def test_detection_counts_separate_bugs_from_false_alarms():
 
 
 def test_an_adapter_without_a_catalogue_says_which_have_one():
-    with pytest.raises(LookupError, match="claims.adapters.sb3_contrib"):
+    with pytest.raises(LookupError, match=r"claims\.adapters\.sb3_contrib"):
         catalogue_for("claims.adapters.trpo_ref:factory")
 
 
@@ -166,3 +166,52 @@ def test_every_sb3_contrib_mutant_builds_on_the_installed_version():
     assert sum(m.kind == "probe" for m in catalogue) >= 2
     for mutant in catalogue:
         assert build(mutant), mutant.name
+
+
+@pytest.mark.parametrize(("library", "spec"), [
+    ("sb3_contrib", "claims.mutants.sb3_contrib:actor_only"),
+    ("tianshou", "claims.adapters.tianshou:factory"),
+])
+def test_probes_leave_every_step_bit_identical(library, spec):
+    """What the catalogue calls behaviour-preserving is: three consecutive updates (delta 0.01,
+    1, 100: the line search accepting, backtracking, failing) give bit-identical policies."""
+    pytest.importorskip(library, reason=f"{library} not installed")
+    import numpy as np
+
+    from claims.impl import load_implementation, random_batch
+    from trpo_ref.deep.runtime import torch_threads
+
+    batch = random_batch("Hopper-v5", n=64)
+
+    def steps():
+        impl = load_implementation(spec)
+        impl.new_policy("Hopper-v5", 0)
+        out = [impl.policy_step(batch, delta).new for delta in (0.01, 1.0, 100.0)]
+        return np.concatenate([np.concatenate([d.mean, d.std]) for d in out])
+
+    with torch_threads(1):
+        clean = steps()
+        for mutant in catalogue_for(spec):
+            if mutant.kind == "probe":
+                with applied(mutant):
+                    np.testing.assert_array_equal(steps(), clean, err_msg=mutant.name)
+
+
+def test_sb3_actor_only_adapter_takes_the_default_adapters_steps_bit_for_bit():
+    pytest.importorskip("sb3_contrib", reason="sb3-contrib not installed (extra 'external')")
+    import numpy as np
+
+    from claims.adapters.sb3_contrib import SB3ContribTRPO
+    from claims.impl import random_batch
+    from claims.mutants.sb3_contrib import actor_only
+    from trpo_ref.deep.runtime import torch_threads
+
+    batch = random_batch("Hopper-v5", n=64)
+    news = []
+    with torch_threads(1):
+        for impl in (SB3ContribTRPO(), actor_only()):
+            impl.new_policy("Hopper-v5", 0)
+            news.append([impl.policy_step(batch, delta).new for delta in (0.01, 1.0, 100.0)])
+    for default, fast in zip(*news, strict=True):
+        np.testing.assert_array_equal(default.mean, fast.mean)
+        np.testing.assert_array_equal(default.std, fast.std)

@@ -40,6 +40,7 @@ KINDS = ("bug", "equivalent", "probe")
 # adapter module -> the module whose MUTANTS catalogue mutates the library it wraps
 CATALOGUES = {
     "claims.adapters.sb3_contrib": "claims.mutants.sb3_contrib",
+    "claims.mutants.sb3_contrib": "claims.mutants.sb3_contrib",  # its actor_only adapter
     "claims.adapters.tianshou": "claims.mutants.tianshou",
     "claims.adapters.skrl": "claims.mutants.skrl",
 }
