@@ -37,6 +37,7 @@ from claims.implementation.sequence import forget_updates
 from claims.mutants import Mutant, NotApplicable, applied, catalogue_for
 from claims.runner import run_claims
 from claims.serialize import write_json_atomic, write_text_atomic
+from trpo_ref.deep.runtime import torch_threads
 
 CLEAN = "clean_reference"
 
@@ -120,8 +121,29 @@ def mutant_check(spec: str, tier: str = DEFAULT_TIER, claims: list[Claim] | None
 
     say(f"mutant check of {spec} at tier {tier}: {len(claims)} claims, {len(mutants)} mutants, "
         "baseline = the clean library")
-    baseline = _run("baseline", claims, tier, seed, out, None, spec)
     rows: list[dict[str, Any]] = []
+
+    def write(baseline: dict[str, Any], complete: bool) -> dict[str, Any]:
+        """The report so far (rewritten after every row: an interrupted check keeps what it
+        measured, marked incomplete)."""
+        report = {"impl": spec, "tier": tier, "seed": seed, "claims": [c.id for c in claims],
+                  "complete": complete, "runtime_s": time.perf_counter() - started,
+                  "torch_threads": 1, "mutants": [m.name for m in mutants], "rows": rows,
+                  "fingerprint": baseline["fingerprint"]} | detection_counts(rows)
+        write_json_atomic(out / "detection.json", report)
+        write_text_atomic(out / "detection.md", mutant_markdown(report))
+        return report
+
+    with torch_threads(1):  # more threads than cores: many times slower on a shared machine
+        baseline = _mutant_rows(spec, tier, claims, mutants, seed, out, say, rows,
+                                lambda b: write(b, False))
+    return write(baseline, True)
+
+
+def _mutant_rows(spec: str, tier: str, claims: list[Claim], mutants: list[Mutant], seed: int,
+                 out: Path, say: Callable[[str], None], rows: list[dict[str, Any]],
+                 checkpoint: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    baseline = _run("baseline", claims, tier, seed, out, None, spec)
     for mutant in [None, *mutants]:
         name = CLEAN_RERUN if mutant is None else mutant.name
         row: dict[str, Any] = {
@@ -136,6 +158,7 @@ def mutant_check(spec: str, tier: str = DEFAULT_TIER, claims: list[Claim] | None
         except NotApplicable as error:
             row |= {"applicable": False, "not_applicable": str(error)}
             rows.append(row)
+            checkpoint(baseline)
             say(f"  {name}: not applicable ({error})")
             continue
         comparisons = compare(baseline, candidate)
@@ -145,14 +168,11 @@ def mutant_check(spec: str, tier: str = DEFAULT_TIER, claims: list[Claim] | None
                               for r in worse],
                 "comparisons": [asdict(r) for r in comparisons]}
         rows.append(row)
+        checkpoint(baseline)
         say(f"  {name} ({row['kind']}): caught by "
-            + (", ".join(r.claim_id for r in worse) or "nothing"))
-    report = {"impl": spec, "tier": tier, "seed": seed, "claims": [c.id for c in claims],
-              "runtime_s": time.perf_counter() - started, "rows": rows,
-              "fingerprint": baseline["fingerprint"]} | detection_counts(rows)
-    write_json_atomic(out / "detection.json", report)
-    write_text_atomic(out / "detection.md", mutant_markdown(report))
-    return report
+            + (", ".join(r.claim_id for r in worse) or "nothing")
+            + f" ({row['runtime_s']:.0f} s)")
+    return baseline
 
 
 def detection_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -173,8 +193,12 @@ def detection_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def mutant_markdown(report: dict[str, Any]) -> str:
     rate = report["detection_rate"]
+    done = len(report["rows"]) - 1  # the clean rerun is not a mutant
     lines = [f"# Mutant check of `{report['impl']}` (tier {report['tier']}, seed "
              f"{report['seed']})", "",
+             *([] if report.get("complete", True) else
+               [f"**Incomplete**: {max(done, 0)} of {len(report['mutants'])} mutants run so "
+                "far.", ""]),
              f"Claims: {', '.join(report['claims'])}. Baseline: the clean library. Each mutant is "
              "built from the installed source at run time (claims/mutants/); a mutant is caught "
              "when a claim comes out worse than the baseline (verdict fell from SUPPORTED, or "
@@ -286,7 +310,7 @@ def handle(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown mutant(s) {', '.join(unknown)}; the catalogue has "
                              f"{', '.join(m.name for m in catalogue)}")
         chosen = [m for m in catalogue if not args.mutant or m.name in args.mutant]
-        adapter = args.impl.partition(":")[0].rsplit(".", 1)[-1]
+        adapter = args.impl.partition(":")[0].rsplit(".", 1)[-1]  # sb3_contrib, tianshou, ...
         out = args.out or Path("reports") / "mutants" / adapter
         report = mutant_check(args.impl, args.tier, claims, chosen, args.seed, out,
                               progress=sys.stdout)
