@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from claims import bench, climb_cli, compare, fork_check, impl, registry, train_cli
+from claims import audit_cli, bench, climb_cli, compare, fork_check, impl, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
 from claims.jobs import EXECUTORS, Execution, JobCache
 from claims.report import problems, render_markdown, rule_sentence, write_reports
@@ -371,6 +371,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "reference and write the detection table",
         fork_check.add_arguments,
         fork_check.handle,
+    ),
+    Subcommand(
+        "audit",
+        "run the implementation claims on every installed TRPO adapter; one comparative report",
+        audit_cli.add_arguments,
+        audit_cli.handle,
     ),
     Subcommand(
         "climb",
