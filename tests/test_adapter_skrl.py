@@ -31,3 +31,9 @@ def test_a_discrete_task_is_refused_with_the_reason():
 def test_check_adapter_passes_on_a_box_task():
     findings = check_adapter("claims.adapters.skrl:factory", tasks=("Hopper-v5",))
     assert all(f.ok for f in findings), [f.detail for f in findings if not f.ok]
+
+
+def test_importing_the_adapter_leaves_torch_distribution_validation_as_it_was():
+    import torch
+
+    assert torch.distributions.Distribution._validate_args  # torch's default: on

@@ -30,6 +30,7 @@ def test_a_zero_gradient_crashes_tianshou_and_leaves_the_policy_non_finite():
     NaN, torch.distributions raises inside the line search, and the actor is left with NaN
     parameters (no restore on an exception). The step protocol must record this as a crash
     that leaves the policy non-finite (issue 13, item 1)."""
+    assert torch.distributions.Distribution._validate_args  # torch's default (skrl turns it off)
     impl = TianshouTRPO()
     impl.new_policy("Hopper-v5", seed=0)
     impl.algorithm.advantage_normalization = False  # zeros would be standardized to 0 / 0

@@ -31,12 +31,18 @@ from torch import nn
 
 from claims.impl import ActionDistributions, ImplementationError, StepBatch, StepOutcome
 
+# skrl's model modules switch torch.distributions' argument validation off for the whole
+# process when imported (``Normal.set_default_validate_args(False)``, "to speed up"), which
+# changes how *other* libraries fail (a NaN candidate no longer raises): put it back.
+_VALIDATE_ARGS = torch.distributions.Distribution._validate_args
 try:  # the optional "skrl" extra
     from skrl.agents.torch.trpo import TRPO
     from skrl.memories.torch import RandomMemory
     from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError("the skrl adapter needs skrl: pip install -e '.[skrl]'") from error
+finally:
+    torch.distributions.Distribution.set_default_validate_args(_VALIDATE_ARGS)
 
 DIFFERENCES = (
     "Gaussian policies only: kl_divergence reads mean_actions and log_std (no Discrete tasks)",
