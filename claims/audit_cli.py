@@ -170,7 +170,7 @@ def audit_markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Restore and crash behaviour", "",
               "| library | impl.rejected_update_restores | crash |", "|---|---|---|"]
     for lib in libs:
-        crash = (lib["restore"]["crash"] or "").replace("|", "/")[:300]
+        crash = " ".join((lib["restore"]["crash"] or "").split()).replace("|", "/")[:300]
         lines.append(f"| {lib['library']} | {lib['restore']['status']} | {crash} |")
     lines += ["", "## Mutant detection (`trpo-claims fork-check --impl SPEC --mutants`)", "",
               "| library | bugs caught | false alarms | clean rerun passes | missed |",
