@@ -215,3 +215,14 @@ def test_sb3_actor_only_adapter_takes_the_default_adapters_steps_bit_for_bit():
     for default, fast in zip(*news, strict=True):
         np.testing.assert_array_equal(default.mean, fast.mean)
         np.testing.assert_array_equal(default.std, fast.std)
+
+
+@pytest.mark.parametrize("argv", [
+    ["fork-check", "--mutants"],  # trpo_ref has seeded bugs, not a mutant catalogue
+    ["fork-check", "--impl", "claims.adapters.sb3_contrib:factory"],  # bugs patch trpo_ref only
+])
+def test_fork_check_refuses_a_mutant_check_it_cannot_run(argv, capsys):
+    from claims.cli import main
+
+    assert main(argv) == 2
+    assert "error:" in capsys.readouterr().err
