@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from claims import bench, climb_cli, compare, fork_check, impl, registry, train_cli
+from claims import audit_cli, bench, climb_cli, compare, fork_check, impl, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
 from claims.fingerprint import DISTRIBUTION, git_state, package_version
 from claims.jobs import EXECUTORS, Execution, JobCache, ProgressPrinter
@@ -457,6 +457,12 @@ SUBCOMMANDS: list[Subcommand] = [
         "reference and write the detection table",
         fork_check.add_arguments,
         fork_check.handle,
+    ),
+    Subcommand(
+        "audit",
+        "run the implementation claims on every installed TRPO adapter; one comparative report",
+        audit_cli.add_arguments,
+        audit_cli.handle,
     ),
     Subcommand(
         "climb",

@@ -35,7 +35,7 @@ def toys(monkeypatch, tmp_path):
 def test_subcommands_are_a_table():
     names = [command.name for command in SUBCOMMANDS]
     assert names == ["list", "show", "run", "report", "check-adapter", "compare", "fork-check",
-                     "climb", "train", "bench"]
+                     "audit", "climb", "train", "bench"]
 
 
 def test_list_table(toys, capsys):
