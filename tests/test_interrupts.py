@@ -38,7 +38,7 @@ def _driver(argv: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
                             start_new_session=True, **kwargs)
 
 
-def _wait_for(paths: list[Path], process: subprocess.Popen, timeout: float = 60.0) -> None:
+def _wait_for(paths: list[Path], process: subprocess.Popen, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     while not all(p.exists() for p in paths):
         if process.poll() is not None:
@@ -67,7 +67,7 @@ def _stop(run: subprocess.Popen, sig: signal.Signals) -> tuple[str, str]:
         os.killpg(run.pid, sig)
     else:
         run.send_signal(sig)
-    return run.communicate(timeout=60)
+    return run.communicate(timeout=240)
 
 
 def _check_stopped(run: subprocess.Popen, stderr: str, sig: signal.Signals, out: Path,
@@ -110,7 +110,7 @@ def test_signals_stop_the_run_cleanly_and_the_same_command_resumes(tmp_path):
     assert all(_dead(int(marker.read_text())) for marker in markers)  # no worker left training
 
     rerun = _driver(argv, _env(tmp_path, None))
-    stdout, stderr = rerun.communicate(timeout=120)
+    stdout, stderr = rerun.communicate(timeout=240)
     assert rerun.returncode == 0, (stdout, stderr)
     assert f"resuming the interrupted run in {out}: 1 of 3 claims already judged" in stdout
     results = json.loads((out / "results.json").read_text())
