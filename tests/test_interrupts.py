@@ -32,10 +32,18 @@ def _env(tmp_path: Path, hang: str | None) -> dict[str, str]:
     return env
 
 
+def _as_from_a_terminal() -> None:
+    """A process started in the background of a non-interactive shell (as CI starts pytest)
+    inherits SIGINT ignored, and Python keeps it ignored; a terminal's foreground command has
+    the default action, which Python turns into KeyboardInterrupt. Ctrl-C is tested as the
+    latter."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _driver(argv: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(DRIVER), *argv], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True, **kwargs)
+                            start_new_session=True, preexec_fn=_as_from_a_terminal, **kwargs)
 
 
 def _wait_for(paths: list[Path], process: subprocess.Popen, timeout: float = 240.0) -> None:
@@ -67,7 +75,11 @@ def _stop(run: subprocess.Popen, sig: signal.Signals) -> tuple[str, str]:
         os.killpg(run.pid, sig)
     else:
         run.send_signal(sig)
-    return run.communicate(timeout=240)
+    try:
+        return run.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)  # leave no sleeping run behind a failed test
+        raise
 
 
 def _check_stopped(run: subprocess.Popen, stderr: str, sig: signal.Signals, out: Path,
