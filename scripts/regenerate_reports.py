@@ -32,6 +32,10 @@ def run_command(tier: str, out: Path, cache: Path, jobs: int, extra: list[str]) 
             "--cache", str(cache), "--jobs", str(jobs), *extra]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -46,20 +50,29 @@ def main(argv: list[str] | None = None) -> int:
     cache = args.cache or out / "jobs"
     out.mkdir(parents=True, exist_ok=True)
     command = run_command(args.tier, out, cache, args.jobs, extra)
-    # Ctrl-C reaches the run (same process group), which stops cleanly; this script waits for it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with open(out / LOG_FILE, "w", encoding="utf-8") as log:
+    # Ctrl-C reaches the run (same process group), which stops cleanly; this script waits for
+    # it. The run must not inherit the ignored SIGINT (Python keeps an inherited SIG_IGN).
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        status = _tee(command, out / LOG_FILE)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print(f"log in {out / LOG_FILE}; exit status {status}", file=sys.stderr)
+    return status
+
+
+def _tee(command: list[str], log_path: Path) -> int:
+    """Run ``command``, copying what it prints to the terminal and to ``log_path``."""
+    with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, bufsize=1)
+                                   text=True, bufsize=1, preexec_fn=_default_sigint)
         assert process.stdout is not None
         for line in process.stdout:
             sys.stdout.write(line)
             sys.stdout.flush()
             log.write(line)
             log.flush()
-        status = process.wait()
-    print(f"log in {out / LOG_FILE}; exit status {status}", file=sys.stderr)
-    return status
+        return process.wait()
 
 
 if __name__ == "__main__":

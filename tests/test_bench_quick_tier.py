@@ -7,8 +7,8 @@ pytest-benchmark, not asserted (timings belong to the machine). Measure with:
 
 It is not in the default test run (about 6 min on the CI machine; every claim's own test runs
 that claim and its control in the default run, and test_claim_tests.py checks that each claim
-has one). Without ``--benchmark-enable`` (the default run) the tier runs once, as a smoke test that every
-claim runs to a verdict at the quick tier and every negative control is REFUTED. Claims with no
+has one). Without ``--benchmark-enable`` the tier runs once, as a smoke test that every claim
+runs to a verdict at the quick tier and every negative control is REFUTED. Claims with no
 quick budget (the locomotion-only empirical claims) must come out SKIPPED. The empirical claims'
 trainings go to the session's job cache, so their own tests read them instead of training again.
 """

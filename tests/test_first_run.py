@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,18 @@ def test_the_maintainer_command_tees_the_run_into_run_log(tmp_path, monkeypatch,
     assert capsys.readouterr().out == "progress\nproblem\n"
     assert commands[0][3:] == ["run", "--tier", "full", "--out", "reports/full", "--cache",
                                "reports/full/jobs", "--jobs", "2", "--claim", FAST_CLAIM]
+
+
+def test_the_maintainer_command_lets_ctrl_c_reach_the_run(tmp_path, monkeypatch, capsys,
+                                                         load_script):
+    """The script ignores SIGINT while it waits, but the run it starts gets Python's default
+    handler (an inherited SIG_IGN would make the run sleep through Ctrl-C)."""
+    script = load_script("regenerate_reports")
+    probe = ("import signal; print(signal.getsignal(signal.SIGINT) is "
+             "signal.default_int_handler)")
+    monkeypatch.setattr(script, "run_command", lambda *args: [sys.executable, "-c", probe])
+    monkeypatch.chdir(tmp_path)
+    before = signal.getsignal(signal.SIGINT)
+    assert script.main(["--tier", "quick"]) == 0
+    assert capsys.readouterr().out == "True\n"
+    assert signal.getsignal(signal.SIGINT) is before
