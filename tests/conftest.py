@@ -6,6 +6,7 @@ Select with HYPOTHESIS_PROFILE=ci (set by .ci/run) or HYPOTHESIS_PROFILE=thoroug
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,20 @@ settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+COMMITTED_QUICK_JOBS = Path(__file__).resolve().parents[1] / "reports" / "quick" / "jobs"
+
+
 @pytest.fixture(scope="session")
 def quick_job_cache(tmp_path_factory):
-    """One job cache for the whole test session: the quick tier's trainings run once, whichever
-    test needs them first, and the others read them."""
-    return JobCache(tmp_path_factory.mktemp("quick-jobs"))
+    """One job cache for the whole test session, seeded with a copy of the committed quick-tier
+    report's trainings (reports/quick/jobs): a record made by the current code is read, not
+    trained again (minutes of CPU); one made by other code never matches a key, so that training
+    runs once, whichever test needs it first. tests/test_committed_quick_cache.py says when the
+    committed records are stale."""
+    root = tmp_path_factory.mktemp("quick-jobs")
+    for record in COMMITTED_QUICK_JOBS.glob("*.json"):
+        shutil.copy2(record, root / record.name)
+    return JobCache(root)
 
 
 @pytest.fixture
