@@ -51,3 +51,51 @@ def load_script():
         return module
 
     return load
+
+
+# --- one line per finished test file when pytest-xdist runs the tests ----------------------------
+# xdist's terminal shows only dots; with --dist loadfile each file runs whole on one worker, so the
+# controller can say when a file is done, how its tests went and how long it took (issue 18: a
+# test run must show progress per file).
+
+_FILE_ITEMS: dict[str, int] = {}
+_FILE_DONE: dict[str, dict[str, float]] = {}
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    if not _FILE_ITEMS:  # every worker collects the same items
+        for nodeid in ids:
+            path = nodeid.split("::", 1)[0]
+            _FILE_ITEMS[path] = _FILE_ITEMS.get(path, 0) + 1
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::", 1)[0]
+    if not _FILE_ITEMS or path not in _FILE_ITEMS:
+        return  # not the xdist controller (or a test it did not collect)
+    done = _FILE_DONE.setdefault(path, {"tests": 0, "failed": 0, "seconds": 0.0})
+    done["seconds"] += report.duration
+    done["failed"] += report.failed
+    if report.when != "teardown":
+        return
+    done["tests"] += 1
+    if done["tests"] == _FILE_ITEMS[path]:
+        reporter = _terminal_reporter(report)
+        if reporter is not None:
+            failed = f", {int(done['failed'])} FAILED" if done["failed"] else ""
+            worker = getattr(report, "node", None)
+            where = f" [{worker.gateway.id}]" if worker is not None else ""
+            reporter.write("\n")  # after the dots xdist wrote on the current line
+            reporter.write_line(f"{path}: {done['tests']} tests{failed} in "
+                                f"{done['seconds']:.1f} s{where}")
+
+
+_CONFIG: list[pytest.Config] = []
+
+
+def pytest_configure(config):
+    _CONFIG.append(config)
+
+
+def _terminal_reporter(report):
+    return _CONFIG[-1].pluginmanager.get_plugin("terminalreporter") if _CONFIG else None
