@@ -104,16 +104,23 @@ def _budgets(*, quick: bool = True) -> dict[str, dict[str, Any] | None]:
             for tier, n in FAMILY_SIZES.items()}
 
 
-# Claims whose negative control came out INCONCLUSIVE over the quick family's 8 members on the
-# first run of the declared protocol (the interval over 8 members straddles the threshold): the
-# quick tier cannot tell the control from the real rule, so it gives no verdict there (SKIPPED,
-# with this reason) instead of a verdict no check could contradict. Statistic, threshold and
-# family are unchanged; standard (32 members) and full (128) judge them.
+# No quick budget for overshoot, trust_region and switch: withdrawn AFTER the first quick run of
+# the declared protocol, where both the claim and its negative control came out INCONCLUSIVE over
+# the quick family's 8 members, so the quick tier could not tell the control from the real rule.
+# A power count made afterwards, from no run's outcome, says why (recomputed by
+# tests/test_claim_climb.py).
+# Statistic, threshold and family are unchanged; standard (32 members) and full (128) judge them.
 NO_QUICK_VERDICT = (
-    "No quick budget: over the quick family's 8 members this claim's negative control came out "
-    "INCONCLUSIVE on the first run of the declared protocol (its interval straddles the "
-    "threshold), so the quick tier cannot tell the control from the real rule; judged at the "
-    "standard (32 members) and full (128) tiers."
+    "No quick budget, withdrawn after seeing a quick run: on the first run of the declared "
+    "protocol over the quick family's 8 members both this claim and its negative control came "
+    "out INCONCLUSIVE (their intervals straddle the threshold), so the quick tier could not tell "
+    "the control from the real rule. A power count (made afterwards, from no run's outcome) says "
+    "why: at 8 members a 95% Wilson interval excludes 0.5 only at 0-1 or 7-8 successes, and the "
+    "95% interval of a mean of 8 values in [0, 1] has a half-width of up to 0.35 (1.96 "
+    "sqrt(0.25 / 8)), too wide to place a share against these thresholds unless it lies far "
+    "from them; at 32 members Wilson excludes 0.5 "
+    "at 0-10 or 22-32 successes (half-width up to 0.17). Statistic, threshold and family are "
+    "unchanged; the standard (32 members) and full (128) tiers judge the claim."
 )
 
 
