@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from climb_browser import chromium
+from browser import set_viewport, shared_chromium  # noqa: F401  (shared_chromium: a fixture)
 
 from claims.climb_explorer import explorer_data, render_explorer, write_explorer
 from claims.climb_family import PRESET_MEMBERS, family_bias, trace_climb
@@ -89,9 +89,11 @@ def test_page_is_self_contained():
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with chromium() as driver:
-        yield driver
+def browser(shared_chromium):  # noqa: F811
+    """tests/browser.py's headless Chromium (skips, with the reason, where there is none),
+    sized so the whole explorer fits."""
+    set_viewport(shared_chromium, 1280, 1000)
+    return shared_chromium
 
 
 def _ui(driver):
@@ -209,6 +211,7 @@ def test_switch_mid_run_and_change_a_knob(browser, page):
         ("delta", "NaN", "delta must be a number"),
         ("delta", "0.03", "was not precomputed"),
         ("error", "abc", "estimate error must be a number"),
+        ("error", "-0.1", "estimate error must be >= 0"),
         ("switch-at", "99", "past the end of the run"),
     ],
 )
