@@ -236,3 +236,29 @@ def test_unknown_preset_in_the_address(browser, page):
     ui = _ui(browser)
     assert 'Unknown preset "nope"' in ui.message()
     _shows(ui, reference(PRESETS[0].slug), 0)  # the page still works, on the first preset
+
+
+# --- linked from the reports ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run", ["standard-climb", "full-climb"])
+def test_reports_link_the_explorer_from_each_climb_claim(run):
+    from pathlib import Path
+
+    from claims.report import render_html, render_markdown
+    from claims.runner import load_results
+
+    run_dir = Path(__file__).resolve().parents[1] / "reports" / run
+    results = load_results(run_dir)
+    climb_ids = [e["id"] for e in results["claims"] if e["id"].startswith("climb.")]
+    markdown, page = render_markdown(results), render_html(results)
+    targets = set(re.findall(r"\]\((\.\./[^)]+)\)", markdown))
+    assert targets == {"../../docs/climb.md#the-explorer",
+                       "../../reports/climb-explorer/README.md"}
+    for target in targets:
+        path, _, fragment = target.partition("#")
+        assert (run_dir / path).resolve().is_file(), target
+        if fragment:  # the anchor GitHub makes of the heading "## The explorer"
+            assert "\n## The explorer\n" in (run_dir / path).read_text()
+    assert markdown.count("**Explore.**") == len(climb_ids) == 5
+    assert page.count('<a href="../../docs/climb.md#the-explorer">') == len(climb_ids)
