@@ -3,6 +3,7 @@ headless Chromium from file:// (skipped, with the reason, where the browser is a
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -174,6 +175,29 @@ def test_each_preset_plays_and_shows_the_engine_numbers(browser, page, preset):
     assert len(events) == len(ref.events)
     assert ui.text("status").split(" · ")[0] in ("surrogate honest", "surrogate overshooting",
                                                  "surrogate pessimistic")
+
+
+def test_labels_of_predictions_above_the_chart_do_not_overlap(browser, page):
+    browser.get(page.as_uri())
+    ui = _ui(browser)
+    ui.preset("overshoot")
+    ui.click("step", ROUNDS)
+    boxes = browser.execute_script(
+        "return [...document.querySelectorAll('#chart text.above')].map(t => {"
+        "const b = t.getBBox(); return [b.x, b.x + b.width, t.textContent]; })")
+    ref = reference("overshoot")
+    ceiling = min(200, max(110, ref.predicted_percent.max() + 5, ref.percent.max()))  # drawChart
+    above = ref.predicted_percent > ceiling
+    assert len(boxes) >= 1 and above.any()
+    for (_, right, _), (left, _, _) in itertools.pairwise(boxes):
+        assert right < left, boxes
+    # the grouping itself, on the 60-round spacing (9.7 px a round): rounds 1-3 above the chart
+    # (942%, 899%, 775%: each label would start inside the one before) show one label, 942%
+    labels = browser.execute_script(
+        "return aboveLabels([[10, 942.4], [19.7, 899], [29.4, 775], [200, 767]])"
+        ".map(l => [l.x, l.v])")
+    assert labels == [[12, 942.4], [202, 767]]
+    assert {text for *_, text in boxes} <= {f"{v:.0f}%" for v in ref.predicted_percent[above]}
 
 
 def test_switch_mid_run_and_change_a_knob(browser, page):
