@@ -122,6 +122,12 @@ NO_QUICK_VERDICT = (
     "at 0-10 or 22-32 successes (half-width up to 0.17). Statistic, threshold and family are "
     "unchanged; the standard (32 members) and full (128) tiers judge the claim."
 )
+# The same, in a sentence of the protocol of each claim it applies to.
+NO_QUICK_PROTOCOL = (
+    " Tiers: standard (members 0..31) and full (0..127) only. There is no quick verdict: the "
+    "quick budget was withdrawn after a first quick run in which the claim and its control were "
+    "both INCONCLUSIVE (8 members cannot tell them apart; see the deviation)."
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,7 +362,7 @@ class ClimbOvershoot(_FamilyClaim):
         "return (" + SCALE + ") among rounds whose surrogate predicted a gain; a crash is a "
         f"fall of >= {CRASH_POINTS:g} points. Statistic: the paired difference in crash rate, "
         "mean over members of 1[no-trust-region crashed] - 1[trust region crashed], with a "
-        "95% percentile-bootstrap interval over members. " + PRESET_RULE
+        "95% percentile-bootstrap interval over members. " + PRESET_RULE + NO_QUICK_PROTOCOL
     )
     negative_control = _NO_TR_CONTROL
     control_variant = "trust-region-without-kl-test"
@@ -443,7 +449,7 @@ class ClimbTrustRegion(_FamilyClaim):
         "rounds 1..K whose true return rises (by more than 1e-12). Statistic: the mean share "
         "over members, 95% percentile-bootstrap interval over members; K is reported with the "
         f"share of members that stayed at the fixed point for >= {FIXED_POINT_MIN_ROUNDS} "
-        "rounds. " + PRESET_RULE
+        "rounds. " + PRESET_RULE + NO_QUICK_PROTOCOL
     )
     negative_control = _NO_TR_CONTROL
     control_variant = "trust-region-without-kl-test"
@@ -674,7 +680,7 @@ class ClimbSwitch(_FamilyClaim):
         f"success = no one-round fall of >= {FALL_POINTS:g} point in rounds {SWITCH_AT}..60 "
         f"and a final return >= {NEAR_TOP_PERCENT:g}% of optimal (" + SCALE + "). Statistic: "
         "the share of successful members, 95% Wilson interval. Shown on the overshoot "
-        "preset's member. " + PRESET_RULE
+        "preset's member. " + PRESET_RULE + NO_QUICK_PROTOCOL
     )
     negative_control = (
         "The switch goes to a trust region with its KL test removed from the line search and "

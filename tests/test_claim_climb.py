@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from claims.climb import (
+    NO_QUICK_PROTOCOL,
     NO_QUICK_VERDICT,
     PRESET_STATISTICS,
     ClimbCrawl,
@@ -70,6 +71,7 @@ def test_quick_verdicts_are_the_measured_ones(claim, runs):
                          ids=[c.id for c in CLAIMS if c not in QUICK])
 def test_no_quick_verdict_where_the_quick_family_cannot_refute_the_control(claim, runs):
     assert claim.budget("quick") is None and NO_QUICK_VERDICT in claim.deviations
+    assert claim.protocol.endswith(NO_QUICK_PROTOCOL)  # said where the protocol is read
     real, control = (claim.decide(evidence) for evidence in runs[claim.id])
     # why: measured on the first quick run, and still so
     assert (real.status, control.status) == (Status.INCONCLUSIVE, Status.INCONCLUSIVE)
