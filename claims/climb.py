@@ -104,16 +104,29 @@ def _budgets(*, quick: bool = True) -> dict[str, dict[str, Any] | None]:
             for tier, n in FAMILY_SIZES.items()}
 
 
-# Claims whose negative control came out INCONCLUSIVE over the quick family's 8 members on the
-# first run of the declared protocol (the interval over 8 members straddles the threshold): the
-# quick tier cannot tell the control from the real rule, so it gives no verdict there (SKIPPED,
-# with this reason) instead of a verdict no check could contradict. Statistic, threshold and
-# family are unchanged; standard (32 members) and full (128) judge them.
+# No quick budget for overshoot, trust_region and switch: withdrawn AFTER the first quick run of
+# the declared protocol, where both the claim and its negative control came out INCONCLUSIVE over
+# the quick family's 8 members, so the quick tier could not tell the control from the real rule.
+# A power count made afterwards, from no run's outcome, says why (recomputed by
+# tests/test_claim_climb.py).
+# Statistic, threshold and family are unchanged; standard (32 members) and full (128) judge them.
 NO_QUICK_VERDICT = (
-    "No quick budget: over the quick family's 8 members this claim's negative control came out "
-    "INCONCLUSIVE on the first run of the declared protocol (its interval straddles the "
-    "threshold), so the quick tier cannot tell the control from the real rule; judged at the "
-    "standard (32 members) and full (128) tiers."
+    "No quick budget, withdrawn after seeing a quick run: on the first run of the declared "
+    "protocol over the quick family's 8 members both this claim and its negative control came "
+    "out INCONCLUSIVE (their intervals straddle the threshold), so the quick tier could not tell "
+    "the control from the real rule. A power count (made afterwards, from no run's outcome) says "
+    "why: at 8 members a 95% Wilson interval excludes 0.5 only at 0-1 or 7-8 successes, and the "
+    "95% interval of a mean of 8 values in [0, 1] has a half-width of up to 0.35 (1.96 "
+    "sqrt(0.25 / 8)), too wide to place a share against these thresholds unless it lies far "
+    "from them; at 32 members Wilson excludes 0.5 "
+    "at 0-10 or 22-32 successes (half-width up to 0.17). Statistic, threshold and family are "
+    "unchanged; the standard (32 members) and full (128) tiers judge the claim."
+)
+# The same, in a sentence of the protocol of each claim it applies to.
+NO_QUICK_PROTOCOL = (
+    " Tiers: standard (members 0..31) and full (0..127) only. There is no quick verdict: the "
+    "quick budget was withdrawn after a first quick run in which the claim and its control were "
+    "both INCONCLUSIVE (8 members cannot tell them apart; see the deviation)."
 )
 
 
@@ -349,7 +362,7 @@ class ClimbOvershoot(_FamilyClaim):
         "return (" + SCALE + ") among rounds whose surrogate predicted a gain; a crash is a "
         f"fall of >= {CRASH_POINTS:g} points. Statistic: the paired difference in crash rate, "
         "mean over members of 1[no-trust-region crashed] - 1[trust region crashed], with a "
-        "95% percentile-bootstrap interval over members. " + PRESET_RULE
+        "95% percentile-bootstrap interval over members. " + PRESET_RULE + NO_QUICK_PROTOCOL
     )
     negative_control = _NO_TR_CONTROL
     control_variant = "trust-region-without-kl-test"
@@ -436,7 +449,7 @@ class ClimbTrustRegion(_FamilyClaim):
         "rounds 1..K whose true return rises (by more than 1e-12). Statistic: the mean share "
         "over members, 95% percentile-bootstrap interval over members; K is reported with the "
         f"share of members that stayed at the fixed point for >= {FIXED_POINT_MIN_ROUNDS} "
-        "rounds. " + PRESET_RULE
+        "rounds. " + PRESET_RULE + NO_QUICK_PROTOCOL
     )
     negative_control = _NO_TR_CONTROL
     control_variant = "trust-region-without-kl-test"
@@ -667,7 +680,7 @@ class ClimbSwitch(_FamilyClaim):
         f"success = no one-round fall of >= {FALL_POINTS:g} point in rounds {SWITCH_AT}..60 "
         f"and a final return >= {NEAR_TOP_PERCENT:g}% of optimal (" + SCALE + "). Statistic: "
         "the share of successful members, 95% Wilson interval. Shown on the overshoot "
-        "preset's member. " + PRESET_RULE
+        "preset's member. " + PRESET_RULE + NO_QUICK_PROTOCOL
     )
     negative_control = (
         "The switch goes to a trust region with its KL test removed from the line search and "

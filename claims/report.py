@@ -44,6 +44,14 @@ VERDICT_LEGEND = (
     "nothing either way."
 )
 ATTENTION_STATUSES = ("REFUTED", "INCONCLUSIVE", "ERROR")  # verdicts a reader should look at
+# Interactive pages that show what a claim is about, by claim-id prefix, linked from each such
+# claim as Markdown relative to a run directory two levels below the repository root
+# (reports/NAME/ or runs/NAME/): the climb's explorer (issue 14).
+EXPLORERS: dict[str, str] = {
+    "climb.": "[the climb explorer](../../docs/climb.md#the-explorer) (`trpo-claims climb "
+              "--html climb.html` writes it: one offline page; screenshots of each preset in "
+              "[reports/climb-explorer](../../reports/climb-explorer/README.md))",
+}
 
 
 # --- small formatters, shared with the runner's progress lines -------------------------------
@@ -384,7 +392,8 @@ def _claim_facts(entry: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Protocol", d.get("protocol", "")),
         ("Decision rule", rule_sentence(d["rule"]) if d.get("rule") else DASH),
         ("Budget at this tier", f"`{fmt_value(entry.get('budget'), max_len=400)}`"),
-    ]
+    ] + [("Explore", page) for prefix, page in EXPLORERS.items()
+         if entry["id"].startswith(prefix)]
 
 
 def _control_expectation(status: str) -> str:
@@ -627,6 +636,7 @@ section.claim summary h3 { display: inline; font-size: 1rem; }
 
 _CODE_SPAN = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
+_LINK = re.compile(r"\[([^\]]+)\]\(([\w.#][^):\s]*)\)")  # relative targets only (no scheme)
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg",
          ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
 
@@ -636,9 +646,12 @@ def _esc(x: Any) -> str:
 
 
 def _inline(text: Any) -> str:
-    """Markdown inline text (code spans, bold) as HTML, every character escaped first."""
-    escaped = _esc(text)
-    return _BOLD.sub(r"<strong>\1</strong>", _CODE_SPAN.sub(r"<code>\1</code>", escaped))
+    """Markdown inline text (code spans, bold, relative links) as HTML, every character
+    escaped first."""
+    parts = _CODE_SPAN.split(_esc(text))  # odd items: the code spans' contents
+    html_text = "".join(f"<code>{part}</code>" if i % 2 else _LINK.sub(r'<a href="\2">\1</a>', part)
+                        for i, part in enumerate(parts))
+    return _BOLD.sub(r"<strong>\1</strong>", html_text)
 
 
 def _status(status: str | None) -> str:

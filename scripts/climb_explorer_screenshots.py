@@ -4,42 +4,43 @@
 
 Writes OUT/explorer.html (``trpo-claims climb --html``) and OUT/<preset>.png for each preset
 (played to the end, the start cell clicked), plus OUT/overshoot-switch30.png: the overshoot
-preset switched to the trust region at round 30.
+preset switched to the trust region at round 30. The browser is started by tests/browser.py
+(the one place that starts headless Chromium for the project), at a 1200 x 1000 viewport.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from claims.climb_explorer import write_explorer
 from trpo_ref.tabular.climb import PRESETS
 
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--window-size=1200,1000")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser import browser_unavailable, start_chromium  # tests/browser.py
+
+WIDTH, HEIGHT = 1200, 1000
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("reports/climb-explorer"))
     args = parser.parse_args(argv)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    if (reason := browser_unavailable()) is not None:
+        print(f"climb_explorer_screenshots: headless Chromium unavailable: {reason}",
+              file=sys.stderr)
+        return 2
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select
 
     page = write_explorer(args.out / "explorer.html")
     print(f"wrote {page}")
-    profile = tempfile.mkdtemp(prefix="climb-shots-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    profile = Path(tempfile.mkdtemp(prefix="climb-shots-"))
+    driver = start_chromium(profile, WIDTH, HEIGHT)
     try:
         driver.get(page.resolve().as_uri())
 

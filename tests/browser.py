@@ -38,6 +38,7 @@ CHROMIUM_FLAGS: tuple[str, ...] = (
     "--no-first-run",
 )
 DEFAULT_HEIGHT = 900
+SETUP = "as root, TRPO_CLAIMS_BROWSER=1 bash scripts/setup.sh installs both"
 
 
 def _executable(preferred: Path, name: str) -> Path | None:
@@ -52,10 +53,10 @@ def browser_unavailable() -> str | None:
     if importlib.util.find_spec("selenium") is None:
         return "selenium is not installed (it is in the test extra: pip install -e '.[test]')"
     if _executable(CHROMIUM, "chromium") is None:
-        return f"no Chromium at {CHROMIUM} or on PATH (Debian: apt-get install chromium)"
+        return f"no Chromium at {CHROMIUM} or on PATH (Debian: apt-get install chromium; {SETUP})"
     if _executable(CHROMEDRIVER, "chromedriver") is None:
         return (f"no chromedriver at {CHROMEDRIVER} or on PATH (Debian: apt-get install "
-                "chromium-driver)")
+                f"chromium-driver; {SETUP})")
     return None
 
 

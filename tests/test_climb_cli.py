@@ -125,6 +125,7 @@ def test_usage_errors(argv, message, capsys, tmp_path, monkeypatch):
     code, out, err = climb(argv, capsys)
     assert code == 2 and out == ""
     assert message in err and err.startswith("trpo-claims climb: error:")
+    assert err.count("\n") == 1  # one line: no usage block in front of a bad value
     assert not list(tmp_path.glob("*.png"))
 
 

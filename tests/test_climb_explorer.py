@@ -3,12 +3,13 @@ headless Chromium from file:// (skipped, with the reason, where the browser is a
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
 import numpy as np
 import pytest
-from climb_browser import chromium
+from browser import set_viewport, shared_chromium  # noqa: F401  (shared_chromium: a fixture)
 
 from claims.climb_explorer import explorer_data, render_explorer, write_explorer
 from claims.climb_family import PRESET_MEMBERS, family_bias, trace_climb
@@ -89,9 +90,11 @@ def test_page_is_self_contained():
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with chromium() as driver:
-        yield driver
+def browser(shared_chromium):  # noqa: F811
+    """tests/browser.py's headless Chromium (skips, with the reason, where there is none),
+    sized so the whole explorer fits."""
+    set_viewport(shared_chromium, 1280, 1000)
+    return shared_chromium
 
 
 def _ui(driver):
@@ -174,6 +177,29 @@ def test_each_preset_plays_and_shows_the_engine_numbers(browser, page, preset):
                                                  "surrogate pessimistic")
 
 
+def test_labels_of_predictions_above_the_chart_do_not_overlap(browser, page):
+    browser.get(page.as_uri())
+    ui = _ui(browser)
+    ui.preset("overshoot")
+    ui.click("step", ROUNDS)
+    boxes = browser.execute_script(
+        "return [...document.querySelectorAll('#chart text.above')].map(t => {"
+        "const b = t.getBBox(); return [b.x, b.x + b.width, t.textContent]; })")
+    ref = reference("overshoot")
+    ceiling = min(200, max(110, ref.predicted_percent.max() + 5, ref.percent.max()))  # drawChart
+    above = ref.predicted_percent > ceiling
+    assert len(boxes) >= 1 and above.any()
+    for (_, right, _), (left, _, _) in itertools.pairwise(boxes):
+        assert right < left, boxes
+    # the grouping itself, on the 60-round spacing (9.7 px a round): rounds 1-3 above the chart
+    # (942%, 899%, 775%: each label would start inside the one before) show one label, 942%
+    labels = browser.execute_script(
+        "return aboveLabels([[10, 942.4], [19.7, 899], [29.4, 775], [200, 767]])"
+        ".map(l => [l.x, l.v])")
+    assert labels == [[12, 942.4], [202, 767]]
+    assert {text for *_, text in boxes} <= {f"{v:.0f}%" for v in ref.predicted_percent[above]}
+
+
 def test_switch_mid_run_and_change_a_knob(browser, page):
     browser.get(page.as_uri())
     ui = _ui(browser)
@@ -209,6 +235,7 @@ def test_switch_mid_run_and_change_a_knob(browser, page):
         ("delta", "NaN", "delta must be a number"),
         ("delta", "0.03", "was not precomputed"),
         ("error", "abc", "estimate error must be a number"),
+        ("error", "-0.1", "estimate error must be >= 0"),
         ("switch-at", "99", "past the end of the run"),
     ],
 )
@@ -233,3 +260,29 @@ def test_unknown_preset_in_the_address(browser, page):
     ui = _ui(browser)
     assert 'Unknown preset "nope"' in ui.message()
     _shows(ui, reference(PRESETS[0].slug), 0)  # the page still works, on the first preset
+
+
+# --- linked from the reports ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run", ["standard-climb", "full-climb"])
+def test_reports_link_the_explorer_from_each_climb_claim(run):
+    from pathlib import Path
+
+    from claims.report import render_html, render_markdown
+    from claims.runner import load_results
+
+    run_dir = Path(__file__).resolve().parents[1] / "reports" / run
+    results = load_results(run_dir)
+    climb_ids = [e["id"] for e in results["claims"] if e["id"].startswith("climb.")]
+    markdown, page = render_markdown(results), render_html(results)
+    targets = set(re.findall(r"\]\((\.\./[^)]+)\)", markdown))
+    assert targets == {"../../docs/climb.md#the-explorer",
+                       "../../reports/climb-explorer/README.md"}
+    for target in targets:
+        path, _, fragment = target.partition("#")
+        assert (run_dir / path).resolve().is_file(), target
+        if fragment:  # the anchor GitHub makes of the heading "## The explorer"
+            assert "\n## The explorer\n" in (run_dir / path).read_text()
+    assert markdown.count("**Explore.**") == len(climb_ids) == 5
+    assert page.count('<a href="../../docs/climb.md#the-explorer">') == len(climb_ids)
