@@ -35,7 +35,7 @@ results.json (``schema_version`` 1)::
         id, description   claim.describe(): title, statement, source, kind, protocol,
                           negative_control, rule {statistic, comparator, threshold, description,
                           alpha}, budgets
-        budget            the budget dict at this tier (null when SKIPPED)
+        budget            the claim's Budget at this tier as a dict (null when SKIPPED)
         verdict           Verdict.to_json(): status, statistic, value, comparator, threshold,
                           ci, n, message
         evidence          Evidence.to_json() (config, data, summary, runtime_s), or null
@@ -64,7 +64,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from claims.core import TIERS, Claim, Evidence, Verdict
+from claims.core import TIERS, Claim, Evidence, Verdict, budget_json
 from claims.fingerprint import fingerprint
 from claims.impl import skip_reason, under_test
 from claims.jobs import (
@@ -226,7 +226,7 @@ def run_one(
     budget = None
     if error is None:
         try:
-            budget = claim.budget(tier)
+            budget = budget_json(claim.budget(tier))
         except Exception as exc:
             error = _error_record("budget", exc)
     not_applicable = (None if error is not None or budget is None

@@ -109,7 +109,7 @@ def test_verdict_json_round_trip_of_non_finite_values(value):
 
 def test_claim_budget_per_tier():
     claim = PassingClaim()
-    assert [claim.budget(tier)["n"] for tier in TIERS] == [3, 5, 7]
+    assert [claim.budget(tier).n for tier in TIERS] == [3, 5, 7]
     with pytest.raises(ValueError, match="unknown tier 'huge'"):
         claim.budget("huge")
 

@@ -8,13 +8,14 @@ can test: TRPO clearly beats random play on every game (Table 1's first row is t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from claims import plotting, stats
-from claims.core import TIERS, Comparison, DecisionRule, Evidence, Verdict
+from claims.core import TIERS, Budget, Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import ALPHA, EmpiricalClaim, Estimate, judge, worst_of
 from claims.jobs import Job
@@ -39,12 +40,23 @@ TABLE1: dict[str, dict[str, float]] = {
 }
 GAMES = tuple(TABLE1)
 CONTROL_GAMES = ("Pong", "Breakout")
+@dataclass(frozen=True)
+class AtariBudget(Budget):
+    """One single-path TRPO run per game (Table 1's rows are single runs too)."""
+
+    games: tuple[str, ...]  # the games run (Table 1's names)
+    steps: int  # agent steps per game
+    steps_per_iter: int  # agent steps per TRPO batch
+    seed: int  # the runs' seed
+    control_games: tuple[str, ...]  # games of the negative control (flipped advantages)
+
+
 # the largest budget this 2-core machine gives seven games in a session: ~100 agent steps/s/core
-ATARI_BUDGETS: dict[str, dict[str, Any] | None] = {
+ATARI_BUDGETS: dict[str, AtariBudget | None] = {
     "quick": None,
     "standard": None,
-    "full": {"games": list(GAMES), "steps": 200_000, "steps_per_iter": 5_000, "seed": 0,
-             "control_games": list(CONTROL_GAMES)},
+    "full": AtariBudget(games=GAMES, steps=200_000, steps_per_iter=5_000, seed=0,
+                        control_games=CONTROL_GAMES),
 }
 
 
@@ -57,12 +69,12 @@ def atari_jobs(tier: str, control: bool = False) -> list[Job]:
     budget = ATARI_BUDGETS[tier]
     if budget is None:
         return []
-    games = budget["control_games"] if control else budget["games"]
+    games = budget.control_games if control else budget.games
     return [Job("atari", env_id(game), "trpo" + ("+flip_advantages" if control else ""),
-                         budget["seed"], protocol.TRAIN_FN,
-                         {"env_id": env_id(game), "algo": "trpo", "seed": budget["seed"],
-                          "total_steps": budget["steps"],
-                          "overrides": {"steps_per_iter": budget["steps_per_iter"]}}
+                         budget.seed, protocol.TRAIN_FN,
+                         {"env_id": env_id(game), "algo": "trpo", "seed": budget.seed,
+                          "total_steps": budget.steps,
+                          "overrides": {"steps_per_iter": budget.steps_per_iter}}
                          | ({"fault": "flip_advantages"} if control else {}))
             for game in games]
 
@@ -81,7 +93,7 @@ def normalized(score: np.ndarray | float, game: str) -> np.ndarray | float:
 
 
 @register
-class AtariBeatsRandom(EmpiricalClaim):
+class AtariBeatsRandom(EmpiricalClaim[AtariBudget]):
     id = "empirical.atari_beats_random"
     comparison = Comparison(
         statistic="human-normalized final score per game",
@@ -102,7 +114,7 @@ class AtariBeatsRandom(EmpiricalClaim):
         statistic="min over games of human-normalized final score (0 = random, 1 = human)",
         comparator=">", threshold=0.0, alpha=ALPHA,
         description="SUPPORTED when the worst game's whole interval is above random play.")
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {t: ATARI_BUDGETS[t] for t in TIERS}
+    budgets: ClassVar[dict[str, AtariBudget | None]] = {t: ATARI_BUDGETS[t] for t in TIERS}
     deviations = (
         "Budget: 200K agent steps (800K frames) per game in 5K-step batches (40 iterations); the "
         "paper ran 500 iterations of 100K steps (50M steps, about 30 h on 16 cores per game).",
@@ -176,7 +188,7 @@ def table1_fraction(score: np.ndarray | float, game: str) -> np.ndarray | float:
 
 
 @register
-class AtariTable1(EmpiricalClaim):
+class AtariTable1(EmpiricalClaim[AtariBudget]):
     id = "empirical.atari_table1"
     comparison = Comparison(
         statistic="final score above random / Table 1 TRPO above random, per game",
@@ -203,7 +215,7 @@ class AtariTable1(EmpiricalClaim):
         description="SUPPORTED when the worst game's whole interval reaches Table 1's TRPO "
                     "score (fraction >= 1), REFUTED when it is wholly below, at the declared "
                     "budget.")
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {t: ATARI_BUDGETS[t] for t in TIERS}
+    budgets: ClassVar[dict[str, AtariBudget | None]] = {t: ATARI_BUDGETS[t] for t in TIERS}
     deviations = AtariBeatsRandom.deviations
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:

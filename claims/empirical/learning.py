@@ -22,6 +22,7 @@ from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
     EmpiricalClaim,
+    TrainingsBudget,
     by_task,
     curves_figure,
     iqm_ratio,
@@ -47,7 +48,7 @@ COMMON_DEVIATIONS = (
 )
 
 
-class ThresholdClaim(EmpiricalClaim):
+class ThresholdClaim(EmpiricalClaim[TrainingsBudget]):
     """Every (task, method) column of this claim reaches its task's published threshold."""
 
     methods: ClassVar[tuple[str, ...]]  # Figure 4 methods whose runs are judged
@@ -197,7 +198,7 @@ def _measure(pairs: list[tuple[Job, Any]], measure: Any) -> dict[str, list[float
     return by_task([job for job, _ in pairs], [measure(result) for _, result in pairs])
 
 
-class TwoArmClaim(EmpiricalClaim):
+class TwoArmClaim(EmpiricalClaim[TrainingsBudget]):
     """A per-task comparison of two groups of runs (``data["arm"]`` against
     ``data["reference"]``, per-task lists of per-seed values), judged on the worst task; the
     figure shows both groups' learning curves (``artifacts["runs"]``: label -> run pairs)."""
