@@ -18,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+import numpy as np
+
 from claims.serialize import to_jsonable
 
 TIERS: tuple[str, ...] = ("quick", "standard", "full")
@@ -185,6 +187,17 @@ class Evidence:
     summary: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, Any] = field(default_factory=dict, repr=False)
     runtime_s: float = 0.0
+
+    def values(self, key: str) -> np.ndarray:
+        """``data[key]``, a per-example (or per-seed) list of numbers, as a float array (n,);
+        empty when the run recorded none."""
+        return np.asarray(self.data.get(key, []), dtype=float)
+
+    def columns(self, key: str) -> dict[str, np.ndarray]:
+        """``data[key]``, per-seed numbers by column ({"CartPole-v1 trpo": [...]}), as
+        {column: float array (n_seeds,)}; empty when the run recorded none."""
+        return {column: np.asarray(v, dtype=float)
+                for column, v in self.data.get(key, {}).items()}
 
     def to_json(self) -> dict[str, Any]:
         return {

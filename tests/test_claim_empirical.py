@@ -226,6 +226,11 @@ def test_atari_claim_on_one_tiny_pong_run(monkeypatch, tmp_path):
     assert claim.figures(real, tmp_path)
 
 
+def test_the_protocol_trains_table_1s_games():
+    assert protocol.ATARI_GAMES == tuple(atari.TABLE1)
+    assert set(protocol.ATARI_CONTROL_GAMES) <= set(atari.TABLE1)
+
+
 def test_human_normalized_score_by_hand():
     assert atari.normalized(-20.4, "Pong") == 0.0
     assert atari.normalized(-3.0, "Pong") == pytest.approx(1.0)

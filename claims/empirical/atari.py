@@ -8,16 +8,16 @@ can test: TRPO clearly beats random play on every game (Table 1's first row is t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from claims import plotting, stats
-from claims.core import TIERS, Budget, Comparison, DecisionRule, Evidence, Verdict
+from claims.core import TIERS, Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import ALPHA, EmpiricalClaim, Estimate, judge, worst_of
+from claims.empirical.protocol import ATARI_BUDGETS, AtariBudget, atari_jobs
 from claims.jobs import Job
 from claims.registry import register
 
@@ -38,47 +38,6 @@ TABLE1: dict[str, dict[str, float]] = {
     "SpaceInvaders": {"random": 179, "human": 3690, "DQN": 581, "TRPO single path": 568.4,
                       "TRPO vine": 450.2},
 }
-GAMES = tuple(TABLE1)
-CONTROL_GAMES = ("Pong", "Breakout")
-@dataclass(frozen=True)
-class AtariBudget(Budget):
-    """One single-path TRPO run per game (Table 1's rows are single runs too)."""
-
-    games: tuple[str, ...]  # the games run (Table 1's names)
-    steps: int  # agent steps per game
-    steps_per_iter: int  # agent steps per TRPO batch
-    seed: int  # the runs' seed
-    control_games: tuple[str, ...]  # games of the negative control (flipped advantages)
-
-
-# the largest budget this 2-core machine gives seven games in a session: ~100 agent steps/s/core
-ATARI_BUDGETS: dict[str, AtariBudget | None] = {
-    "quick": None,
-    "standard": None,
-    "full": AtariBudget(games=GAMES, steps=200_000, steps_per_iter=5_000, seed=0,
-                        control_games=CONTROL_GAMES),
-}
-
-
-def env_id(game: str) -> str:
-    return f"ALE/{game}-v5"
-
-
-def atari_jobs(tier: str, control: bool = False) -> list[Job]:
-    """One single-path TRPO run per game (the paper's Table 1 rows are single runs too)."""
-    budget = ATARI_BUDGETS[tier]
-    if budget is None:
-        return []
-    games = budget.control_games if control else budget.games
-    return [Job("atari", env_id(game), "trpo" + ("+flip_advantages" if control else ""),
-                         budget.seed, protocol.TRAIN_FN,
-                         {"env_id": env_id(game), "algo": "trpo", "seed": budget.seed,
-                          "total_steps": budget.steps,
-                          "overrides": {"steps_per_iter": budget.steps_per_iter}}
-                         | ({"fault": "flip_advantages"} if control else {}))
-            for game in games]
-
-
 def final_window(result: dict[str, Any]) -> np.ndarray:
     """The batch mean returns of the last 10% of iterations (at least two where possible)."""
     returns = np.asarray(result["returns"], dtype=float)
@@ -145,8 +104,8 @@ class AtariBeatsRandom(EmpiricalClaim[AtariBudget]):
         return evidence
 
     def samples(self, evidence: Evidence) -> dict[str, float]:
-        return {g: float(np.mean(normalized(np.asarray(w, dtype=float), g)))
-                for g, w in evidence.data.get("final_window", {}).items()}
+        return {g: float(np.mean(normalized(w, g)))
+                for g, w in evidence.columns("final_window").items()}
 
     def decide(self, evidence: Evidence) -> Verdict:
         windows = evidence.data["final_window"]
@@ -241,13 +200,13 @@ class AtariTable1(EmpiricalClaim[AtariBudget]):
                 for g, w in evidence.data.get("final_window", {}).items()}
 
     def decide(self, evidence: Evidence) -> Verdict:
-        windows = evidence.data.get("final_window", {})
+        windows = evidence.columns("final_window")
         if not windows:
             return Verdict.inconclusive("the evidence holds no games, so there is nothing to "
                                         "judge")
         per_game, intervals = {}, {}
         for game, window in windows.items():
-            x = np.asarray(table1_fraction(np.asarray(window, dtype=float), game), dtype=float)
+            x = np.asarray(table1_fraction(window, game), dtype=float)
             per_game[game] = float(x.mean())
             intervals[game] = (stats.bootstrap_ci(x, alpha=ALPHA) if x.size >= 2
                                else (per_game[game], per_game[game]))

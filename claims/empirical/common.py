@@ -100,9 +100,9 @@ def iqm_interval(x: np.ndarray, *, seed: int = 0) -> tuple[float, float]:
     x = np.asarray(x, dtype=float)
     if x.size < 2:
         return float(stats.iqm(x)), float(stats.iqm(x))
-    idx = np.random.default_rng(seed).integers(0, x.size, size=(N_RESAMPLES, x.size))
-    draws = stats.trimmed_mean(x[idx], 0.25, axis=1)
-    lo, hi = np.quantile(draws, [ALPHA / 2, 1 - ALPHA / 2])
+    lo, hi = stats.percentile_bootstrap(
+        [x], lambda xs: stats.trimmed_mean(xs, 0.25, axis=1), alpha=ALPHA,
+        n_resamples=N_RESAMPLES, rng=np.random.default_rng(seed))
     return float(lo), float(hi)
 
 
@@ -144,10 +144,9 @@ def two_arm(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[float]],
         if min(x.size, y.size) < 2:
             intervals[t] = (per_task[t], per_task[t])
             continue
-        ix = rng.integers(0, x.size, size=(N_RESAMPLES, x.size))
-        iy = rng.integers(0, y.size, size=(N_RESAMPLES, y.size))
-        draws = np.array([statistic(x[i], y[j]) for i, j in zip(ix, iy, strict=True)])
-        lo, hi = np.quantile(draws, [ALPHA / 2, 1 - ALPHA / 2])
+        lo, hi = stats.percentile_bootstrap(
+            [x, y], lambda xs, ys: [statistic(a, b) for a, b in zip(xs, ys, strict=True)],
+            alpha=ALPHA, n_resamples=N_RESAMPLES, rng=rng)
         intervals[t] = (float(lo), float(hi))
     return worst_of(per_task, intervals, worst)
 

@@ -10,6 +10,7 @@ see ``protocol.TASKS`` for each threshold's source.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -82,7 +83,7 @@ class ThresholdClaim(EmpiricalClaim[TrainingsBudget]):
         results = protocol.results(jobs)
         finals: dict[str, list[float]] = {}
         for job, result in zip(jobs, results, strict=True):
-            method = job.algo.split("+")[0]
+            method = dataclasses.replace(protocol.Method.parse(job.algo), fault=None).label()
             finals.setdefault(f"{job.task} {method}", []).append(protocol.final_return(result))
         thresholds = {column: protocol.TASKS[column.split()[0]].threshold for column in finals}
         evidence = self.evidence(tier, control, {"final_return": finals,

@@ -333,7 +333,7 @@ class ISEstimatorUnbiased(Claim[EstimatorBudget]):
         return dict(zip(d.get("mdp", []), d.get("z", []), strict=True))
 
     def decide(self, evidence: Evidence) -> Verdict:
-        z = np.asarray(evidence.data.get("z", []), dtype=float)
+        z = evidence.values("z")
         temperature = np.asarray(evidence.data.get("temperature", [1.0] * z.size), dtype=float)
         z = z[temperature >= MIN_TEMPERATURE]
         if z.size == 0:

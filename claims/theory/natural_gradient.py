@@ -281,7 +281,7 @@ class TrustRegionDirection(Claim[DirectionBudget]):
         return per_example(d.get("cosine", []), d.get("mdp"))
 
     def decide(self, evidence: Evidence) -> Verdict:
-        cos = np.asarray(evidence.data.get("cosine", []), dtype=float)
+        cos = evidence.values("cosine")
         if cos.size == 0:
             return Verdict.inconclusive("the evidence holds no MDPs, so there is nothing to judge")
         s = evidence.summary
@@ -423,7 +423,7 @@ class BetaLandsOnDelta(Claim[BetaBudget]):
         return per_example(np.abs(ratios[:, j] - 1.0), d.get("mdp"))
 
     def decide(self, evidence: Evidence) -> Verdict:
-        ratios = np.asarray(evidence.data.get("ratio", []), dtype=float)
+        ratios = evidence.values("ratio")
         if ratios.size == 0:
             return Verdict.inconclusive("the evidence holds no MDPs, so there is nothing to judge")
         deltas = evidence.config["deltas"]
@@ -441,7 +441,7 @@ class BetaLandsOnDelta(Claim[BetaBudget]):
     def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
         plt = pyplot()
 
-        ratios = np.asarray(evidence.data.get("ratio", []), dtype=float)
+        ratios = evidence.values("ratio")
         if ratios.size == 0:
             return []
         deltas = np.asarray(evidence.config["deltas"])

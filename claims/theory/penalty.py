@@ -244,7 +244,7 @@ class PenaltyCrawls(Claim[PenaltyBudget]):
         return per_example(d.get("ratio", []), d.get("mdp"))
 
     def decide(self, evidence: Evidence) -> Verdict:
-        ratio = np.asarray(evidence.data.get("ratio", []), dtype=float)
+        ratio = evidence.values("ratio")
         if ratio.size < 2:
             return Verdict(
                 Status.INCONCLUSIVE,
