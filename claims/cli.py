@@ -26,13 +26,19 @@ from typing import Any
 
 from claims import audit_cli, bench, climb_cli, compare, fork_check, impl, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
+from claims.errors import UsageError
 from claims.fingerprint import DISTRIBUTION, git_state, package_version
 from claims.jobs import EXECUTORS, Execution, JobCache, ProgressPrinter
-from claims.report import problems, render_markdown, rule_sentence, write_reports
-from claims.runner import (
-    FAIL_ON_CHOICES,
+from claims.report import (
     REPORT_FILE,
     REPORT_HTML_FILE,
+    problems,
+    render_markdown,
+    rule_sentence,
+    write_reports,
+)
+from claims.runner import (
+    FAIL_ON_CHOICES,
     RESULTS_FILE,
     RunInterrupted,
     failure_reasons,
@@ -49,10 +55,6 @@ PROG = "trpo-claims"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT = 130  # 128 + SIGINT, as a shell reports it
 RUNS_DIR = Path("runs")  # the default home of users' runs (git-ignored); reports/: maintainers
-
-
-class UsageError(Exception):
-    """A mistake in the command line; main() prints it and exits with status 2."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,13 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    _plan_arguments(parser)
+    _training_arguments(parser)
+    _outcome_arguments(parser)
+
+
+def _plan_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `run` runs and where: tier, claims, run directory, seed, controls."""
     parser.add_argument(
         "--tier",
         choices=TIERS,
@@ -200,6 +209,10 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip the negative controls (faster, but nothing then shows the checks can fail)",
     )
+
+
+def _training_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the empirical trainings run: workers, executor, job cache, implementation."""
     parser.add_argument(
         "--jobs",
         type=int,
@@ -243,6 +256,10 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         help="train nothing: judge from the finished trainings in the cache, and report claims "
         "still waiting for some as SKIPPED (a progress report of a long run)",
     )
+
+
+def _outcome_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `run` does with the outcome: a saved baseline, the exit status."""
     parser.add_argument(
         "--save",
         metavar="NAME",

@@ -21,6 +21,7 @@ Returns are on the seed's scale, 100 eta / eta* (the uniform start reads -39.5%)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,7 +46,7 @@ from claims.climb_family import (
     worst_fall,
     worst_fall_under_gain,
 )
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Budget, Claim, DecisionRule, Evidence, Kind, Verdict
 from claims.plotting import pyplot
 from claims.registry import register
 from claims.stats import bootstrap_ci, wilson_interval
@@ -98,9 +99,17 @@ def switch_arm(rounds: int) -> ClimbSettings:
     return arm("overshoot", rounds, switch_at=min(SWITCH_AT, rounds), switch_to=TRUST_REGION)
 
 
-def _budgets(*, quick: bool = True) -> dict[str, dict[str, Any] | None]:
+@dataclass(frozen=True)
+class ClimbBudget(Budget):
+    """A family of climbs, each member one random start of every arm."""
+
+    members: int  # family members (random starts) judged
+    rounds: int  # rounds each arm climbs
+
+
+def _budgets(*, quick: bool = True) -> dict[str, ClimbBudget | None]:
     """Members and rounds per tier; ``quick=False``: no verdict at the quick tier."""
-    return {tier: None if tier == "quick" and not quick else {"members": n, "rounds": ROUNDS}
+    return {tier: None if tier == "quick" and not quick else ClimbBudget(members=n, rounds=ROUNDS)
             for tier, n in FAMILY_SIZES.items()}
 
 
@@ -224,13 +233,13 @@ def plot_family(curves: Mapping[str, list[list[float]]], path: Path, *, title: s
 # --------------------------------------------------------------------------------------------
 
 
-class _FamilyClaim(Claim):
+class _FamilyClaim(Claim[ClimbBudget]):
     """Shared run / figure code: per-member statistics of paired arms over the family."""
 
     slug: ClassVar[str]  # figure file names
     preset_slug: ClassVar[str | None]  # the preset this claim's phenomenon is shown on
     kind = Kind.EMPIRICAL
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _budgets()
+    budgets: ClassVar[dict[str, ClimbBudget | None]] = _budgets()
     control_variant: ClassVar[str]  # claims.climb_family.VARIANTS key of the control's bug
     control_arms: ClassVar[frozenset[str]]  # the arms the bug applies to
 
@@ -249,9 +258,8 @@ class _FamilyClaim(Claim):
         }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
-        return self.run_family(int(budget["members"]), int(budget["rounds"]), tier=tier,
+        budget = self.tier_budget(tier)
+        return self.run_family(int(budget.members), int(budget.rounds), tier=tier,
                                control=control, seed=seed)
 
     def run_family(self, n: int, rounds: int, *, tier: str = "", control: bool = False,
@@ -367,7 +375,7 @@ class ClimbOvershoot(_FamilyClaim):
     negative_control = _NO_TR_CONTROL
     control_variant = "trust-region-without-kl-test"
     control_arms = frozenset({"trust region"})
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _budgets(quick=False)
+    budgets: ClassVar[dict[str, ClimbBudget | None]] = _budgets(quick=False)
     deviations = (NO_QUICK_VERDICT,)
     rule = DecisionRule(
         statistic="paired difference in P(fall >= 10 points under a promised gain), "
@@ -454,7 +462,7 @@ class ClimbTrustRegion(_FamilyClaim):
     negative_control = _NO_TR_CONTROL
     control_variant = "trust-region-without-kl-test"
     control_arms = frozenset({"trust region"})
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _budgets(quick=False)
+    budgets: ClassVar[dict[str, ClimbBudget | None]] = _budgets(quick=False)
     deviations = (NO_QUICK_VERDICT,)
     rule = DecisionRule(
         statistic="mean over members of the share of rising rounds before the fixed point",
@@ -689,7 +697,7 @@ class ClimbSwitch(_FamilyClaim):
     )
     control_variant = "trust-region-without-kl-test"
     control_arms = frozenset({"switched"})
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _budgets(quick=False)
+    budgets: ClassVar[dict[str, ClimbBudget | None]] = _budgets(quick=False)
     deviations = (NO_QUICK_VERDICT,)
     rule = DecisionRule(
         statistic=f"share of members with no fall >= {FALL_POINTS:g} point after the switch and "

@@ -13,10 +13,14 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
+
+import numpy as np
+
+from claims.serialize import to_jsonable
 
 TIERS: tuple[str, ...] = ("quick", "standard", "full")
 DEFAULT_TIER = "quick"
@@ -184,6 +188,17 @@ class Evidence:
     artifacts: dict[str, Any] = field(default_factory=dict, repr=False)
     runtime_s: float = 0.0
 
+    def values(self, key: str) -> np.ndarray:
+        """``data[key]``, a per-example (or per-seed) list of numbers, as a float array (n,);
+        empty when the run recorded none."""
+        return np.asarray(self.data.get(key, []), dtype=float)
+
+    def columns(self, key: str) -> dict[str, np.ndarray]:
+        """``data[key]``, per-seed numbers by column ({"CartPole-v1 trpo": [...]}), as
+        {column: float array (n_seeds,)}; empty when the run recorded none."""
+        return {column: np.asarray(v, dtype=float)
+                for column, v in self.data.get(key, {}).items()}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "claim_id": self.claim_id,
@@ -196,11 +211,61 @@ class Evidence:
         }
 
 
-class Claim:
+@dataclass(frozen=True)
+class Budget:
+    """Base of every claim's budget: one tier's settings (sizes, counts, seeds) as a frozen
+    dataclass, one subclass per claim family, each field documented where it is declared.
+    Lists given to a field are stored as tuples (a budget is fixed before anything runs)."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _frozen(getattr(self, f.name)))
+
+    def to_json(self) -> dict[str, Any]:
+        """The budget as results.json records it: every field in declaration order (tuples as
+        lists), leaving out an optional field (default None) that is left at None."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue
+            out[f.name] = to_jsonable(value)
+        return out
+
+
+B = TypeVar("B", bound=Budget)
+
+
+def _frozen(value: Any) -> Any:
+    """Lists (nested too) as tuples; anything else as it is."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def budget_json(budget: Budget | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A tier's budget as JSON (None: no budget at that tier). A plain mapping, as a claim
+    written outside this package may still declare, is copied as it is."""
+    if budget is None:
+        return None
+    if isinstance(budget, Budget):
+        return budget.to_json()
+    return to_jsonable(dict(budget))
+
+
+def _budgets_json(budgets: Any) -> Any:
+    """Every tier's budget as JSON; anything but a mapping is left for ``budget`` to reject."""
+    if not isinstance(budgets, Mapping):
+        return budgets
+    return {tier: budget_json(b) for tier, b in budgets.items()}
+
+
+class Claim(Generic[B]):
     """Base class of every claim. Subclasses set the class attributes and implement the methods.
 
-    ``budgets[tier]`` is a dict of keyword settings (sizes, counts, seeds) for that tier; a claim
-    whose tier budget cannot decide anything sets ``budgets[tier] = None`` and is SKIPPED there.
+    ``budgets[tier]`` is that tier's :class:`Budget` (a frozen dataclass of the claim family's
+    settings); a claim whose tier budget cannot decide anything sets ``budgets[tier] = None`` and
+    is SKIPPED there. ``Claim[FooBudget]`` types what :meth:`budget` returns.
     """
 
     id: ClassVar[str]  # stable id, e.g. "theory.theorem1"
@@ -211,7 +276,7 @@ class Claim:
     protocol: ClassVar[str]  # how the test runs, in words
     negative_control: ClassVar[str]  # the broken variant and why it is a plausible bug
     rule: ClassVar[DecisionRule]
-    budgets: ClassVar[dict[str, dict[str, Any] | None]]
+    budgets: ClassVar[Mapping[str, Any]]  # tier -> a Budget instance, or None (SKIPPED there)
     # where the protocol departs from the paper (budget, env version, network, ...), one line each
     deviations: ClassVar[tuple[str, ...]] = ()
     # capabilities ("step", "train") it needs from an implementation under test (claims.impl);
@@ -220,10 +285,19 @@ class Claim:
     # how `trpo-claims compare` judges a change in this claim's samples (None: by verdict only)
     comparison: ClassVar[Comparison | None] = None
 
-    def budget(self, tier: str) -> dict[str, Any] | None:
+    def budget(self, tier: str) -> B | None:
+        """The budget at ``tier`` (None: the claim cannot decide anything there)."""
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
         return self.budgets.get(tier)
+
+    def tier_budget(self, tier: str) -> B:
+        """The budget ``run`` works with; ValueError at a tier without one (the runner skips
+        such tiers, so only a direct call gets here)."""
+        budget = self.budget(tier)
+        if budget is None:
+            raise ValueError(f"{self.id} has no budget at the {tier} tier")
+        return budget
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
         """Run the protocol at ``tier``'s budget; ``control=True`` runs the negative control."""
@@ -252,7 +326,7 @@ class Claim:
             "protocol": self.protocol,
             "negative_control": self.negative_control,
             "rule": asdict(self.rule),
-            "budgets": self.budgets,
+            "budgets": _budgets_json(self.budgets),
             "deviations": list(self.deviations),
             "comparison": None if self.comparison is None else asdict(self.comparison),
         }

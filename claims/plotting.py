@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from claims.stats import percentile_bootstrap
+
 
 def pyplot() -> ModuleType:
     """matplotlib.pyplot on the headless Agg backend (imported lazily: plotting is optional)."""
@@ -107,11 +109,8 @@ def bootstrap_band(
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2 or values.shape[0] == 0:
         raise ValueError(f"values must be (n_seeds >= 1, n_points), got shape {values.shape}")
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
-    means = values[picks].mean(axis=1)  # (n_boot, n_points)
-    lower, upper = np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0)
-    return lower, upper
+    return percentile_bootstrap([values], lambda v: v.mean(axis=1), alpha=alpha,
+                                n_resamples=n_boot, rng=np.random.default_rng(seed))
 
 
 def _finite_curve(steps: ArrayLike, values: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -28,6 +28,8 @@ from typing import Any
 from claims.serialize import write_text_atomic
 
 STATUS_ORDER: tuple[str, ...] = ("SUPPORTED", "REFUTED", "INCONCLUSIVE", "SKIPPED", "ERROR")
+REPORT_FILE = "report.md"
+REPORT_HTML_FILE = "report.html"
 DASH = "—"
 # the compact verdict table (source, kind, protocol: in each claim's details)
 VERDICT_COLUMNS: tuple[str, ...] = (
@@ -881,14 +883,10 @@ def render_html(results: Mapping[str, Any], run_dir: Path | str | None = None) -
 # --- files -----------------------------------------------------------------------------------
 
 
-def write_reports(run_dir: Path | str, results: Mapping[str, Any] | None = None) -> list[Path]:
-    """Write RUN_DIR/report.md and RUN_DIR/report.html (atomically) from ``results``, by default
-    RUN_DIR/results.json; returns their paths, Markdown first."""
-    # the runner imports this module, so its file names are looked up at call time
-    from claims.runner import REPORT_FILE, REPORT_HTML_FILE, load_results
-
+def write_reports(run_dir: Path | str, results: Mapping[str, Any]) -> list[Path]:
+    """Write RUN_DIR/report.md and RUN_DIR/report.html (atomically) from ``results`` (a run's
+    results document, e.g. :func:`claims.runner.load_results`); their paths, Markdown first."""
     run_dir = Path(run_dir)
-    results = load_results(run_dir) if results is None else results
     paths = [run_dir / REPORT_FILE, run_dir / REPORT_HTML_FILE]
     write_text_atomic(paths[0], render_markdown(results))
     write_text_atomic(paths[1], render_html(results, run_dir))

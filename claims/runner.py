@@ -35,7 +35,7 @@ results.json (``schema_version`` 1)::
         id, description   claim.describe(): title, statement, source, kind, protocol,
                           negative_control, rule {statistic, comparator, threshold, description,
                           alpha}, budgets
-        budget            the budget dict at this tier (null when SKIPPED)
+        budget            the claim's Budget at this tier as a dict (null when SKIPPED)
         verdict           Verdict.to_json(): status, statistic, value, comparator, threshold,
                           ci, n, message
         evidence          Evidence.to_json() (config, data, summary, runtime_s), or null
@@ -58,13 +58,13 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from claims.core import TIERS, Claim, Evidence, Verdict
+from claims.core import TIERS, Claim, Evidence, Verdict, budget_json
 from claims.fingerprint import fingerprint
 from claims.impl import skip_reason, under_test
 from claims.jobs import (
@@ -75,13 +75,16 @@ from claims.jobs import (
     execution,
     run_in_context,
 )
-from claims.report import fmt_seconds, verdict_brief, write_reports
+from claims.report import (
+    REPORT_FILE,
+    fmt_seconds,
+    verdict_brief,
+    write_reports,
+)
 from claims.serialize import InputError, MissingInputError, load_json, read_json, write_json_atomic
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
-REPORT_FILE = "report.md"
-REPORT_HTML_FILE = "report.html"
 FIGURES_DIR = "figures"
 FAIL_ON_CHOICES: tuple[str, ...] = ("refuted", "inconclusive", "control")
 
@@ -215,6 +218,33 @@ def _describe(claim: Claim) -> tuple[str, dict[str, Any], dict[str, str] | None]
         return cid, {"id": cid, "title": type(claim).__name__}, _error_record("describe", exc)
 
 
+def _not_run(claim: Claim, tier: str, error: dict[str, Any] | None,
+             not_applicable: str | None, say: Any) -> dict[str, Any]:
+    """The results.json fields of a claim that did not run: its describe or budget raised
+    (``error``), the implementation under test lacks what it needs (``not_applicable``: why),
+    or it has no budget at ``tier``."""
+    if error is not None:
+        verdict = _error_verdict(error)
+    elif not_applicable:
+        verdict = Verdict.skipped(not_applicable)
+    else:
+        with_budget = [t for t in TIERS if claim.budgets.get(t) is not None]
+        verdict = Verdict.skipped(
+            f"no budget at the {tier} tier, where the claim cannot decide anything; "
+            f"tiers with a budget: {', '.join(with_budget) or 'none'}"
+        )
+    say(f"{verdict_brief(verdict.to_json())} | {fmt_seconds(0.0)}\n")
+    return {
+        "verdict": verdict.to_json(),
+        "evidence": None,
+        "error": error,
+        "control": None,
+        "runtime_s": {"claim": 0.0, "control": None, "figures": 0.0, "total": 0.0},
+        "figures": [],
+        "figure_errors": [],
+    }
+
+
 def run_one(
     claim: Claim, *, tier: str, seed: int, out_dir: Path, controls: bool, say: Any
 ) -> dict[str, Any]:
@@ -226,32 +256,13 @@ def run_one(
     budget = None
     if error is None:
         try:
-            budget = claim.budget(tier)
+            budget = budget_json(claim.budget(tier))
         except Exception as exc:
             error = _error_record("budget", exc)
     not_applicable = (None if error is not None or budget is None
                       else skip_reason(getattr(claim, "requires", None), under_test()))
     if error is not None or budget is None or not_applicable:
-        if error is not None:
-            verdict = _error_verdict(error)
-        elif not_applicable:
-            verdict = Verdict.skipped(not_applicable)
-        else:
-            with_budget = [t for t in TIERS if claim.budgets.get(t) is not None]
-            verdict = Verdict.skipped(
-                f"no budget at the {tier} tier, where the claim cannot decide anything; "
-                f"tiers with a budget: {', '.join(with_budget) or 'none'}"
-            )
-        say(f"{verdict_brief(verdict.to_json())} | {fmt_seconds(0.0)}\n")
-        return entry | {
-            "verdict": verdict.to_json(),
-            "evidence": None,
-            "error": error,
-            "control": None,
-            "runtime_s": {"claim": 0.0, "control": None, "figures": 0.0, "total": 0.0},
-            "figures": [],
-            "figure_errors": [],
-        }
+        return entry | _not_run(claim, tier, error, not_applicable, say)
 
     main = _judge(claim, tier, seed, control=False)
     say(verdict_brief(main.verdict.to_json()))
@@ -515,24 +526,76 @@ def _run_claims(
 ) -> RunResult:
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; choose one of {', '.join(TIERS)}")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: exists and is not a directory, so it cannot be a run "
-                         "directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    def say(text: str) -> None:
-        if progress is not None:
-            progress.write(text)
-            progress.flush()
-
+    out_dir = _run_directory(out_dir)
+    say = _printer(progress)
     ids = [getattr(c, "id", type(c).__name__) for c in claims]
     if command is None:
         command = reproduce_command(
             tier=tier, seed=seed, out_dir=out_dir, claim_ids=ids, controls=controls
         )
     start = time.perf_counter()
-    doc: dict[str, Any] = {
+    doc = _new_results(tier=tier, seed=seed, controls=controls, command=command, ids=ids)
+    kept = _kept_from_earlier_run(out_dir, doc, ids, restart=restart, say=say)
+    doc["claims"] = [kept[cid] for cid in ids if cid in kept]
+    attempt = {"started_utc": _utc_now(), "finished_utc": None, "outcome": "running",
+               "runtime_s": None, "host": platform.node(), "pid": os.getpid()}
+    doc["attempts"].append(attempt)
+    earlier_runtime = sum(a.get("runtime_s") or 0.0 for a in doc["attempts"][:-1])
+    # mark the directory as in progress before any work: never an earlier run's results
+    write_json_atomic(out_dir / RESULTS_FILE, doc)
+    write_reports(out_dir, doc)
+    say(f"running {len(claims)} claims at the {tier} tier (seed {seed}) into {out_dir}\n")
+    planned: list[Job] = []  # filled before any claim runs, so an interrupt reports it
+    try:
+        _judge_claims(claims, ids, kept, doc, planned, tier=tier, seed=seed, out_dir=out_dir,
+                      controls=controls, say=say)
+    except KeyboardInterrupt as stop:
+        name = "SIGTERM" if isinstance(stop, Terminated) else "SIGINT"
+        with _no_interrupts():
+            say("\n")
+            runtime = time.perf_counter() - start
+            attempt |= {"finished_utc": _utc_now(), "outcome": f"interrupted ({name})",
+                        "runtime_s": runtime}
+            doc |= {"interrupted": name, "runtime_s": earlier_runtime + runtime,
+                    "finished_utc": attempt["finished_utc"],
+                    "trainings": training_summary(planned)}
+            results = _write_final(out_dir, doc)
+        raise RunInterrupted(RunResult(results, out_dir), name, len(doc["claims"]),
+                             len(ids)) from None
+    runtime = time.perf_counter() - start
+    attempt |= {"finished_utc": _utc_now(), "outcome": "complete", "runtime_s": runtime}
+    doc["trainings"] = training_summary(claim_jobs(claims, tier, controls) if kept else planned)
+    doc["corrupt_cache_files"] = _quarantined()
+    doc |= {"complete": True, "finished_utc": _utc_now(),
+            "runtime_s": earlier_runtime + runtime}
+    return RunResult(results=_write_final(out_dir, doc), out_dir=out_dir)
+
+
+def _printer(progress: TextIO | None) -> Callable[[str], None]:
+    """Write progress text to ``progress`` at once (nothing when it is None)."""
+
+    def say(text: str) -> None:
+        if progress is not None:
+            progress.write(text)
+            progress.flush()
+
+    return say
+
+
+def _run_directory(out_dir: Path | str) -> Path:
+    """``out_dir``, created if missing; InputError when it exists and is not a directory."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a directory, so it cannot be a run "
+                         "directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _new_results(*, tier: str, seed: int, controls: bool, command: Sequence[str],
+                 ids: list[str]) -> dict[str, Any]:
+    """The results document of a run that has not judged anything yet."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "complete": False,
         "interrupted": None,
@@ -550,6 +613,14 @@ def _run_claims(
         "implementation": under_test().record(),
         "claims": [],
     }
+
+
+def _kept_from_earlier_run(out_dir: Path, doc: dict[str, Any], ids: list[str], *,
+                           restart: bool, say: Any) -> dict[str, dict[str, Any]]:
+    """The entries to keep from ``out_dir``'s earlier run: those of an interrupted run of the
+    same plan (whose attempts and start time ``doc`` takes over), unless ``restart``; any other
+    earlier run is replaced (its figures removed). InputError when the directory holds
+    something else (without ``restart``) or another process is writing into it."""
     results_path = out_dir / RESULTS_FILE
     try:
         earlier = previous_run(out_dir)
@@ -559,79 +630,58 @@ def _run_claims(
                              "was run (choose another --out, or replace it with --restart)"
                              ) from None
         say(f"{out_dir}: replacing an unreadable {RESULTS_FILE} ({problem})\n")
-        earlier = None
-    kept: dict[str, dict[str, Any]] = {}
-    if earlier is not None and (pid := running_elsewhere(earlier)) is not None:
+        return {}
+    if earlier is None:
+        return {}
+    if (pid := running_elsewhere(earlier)) is not None:
         raise InputError(f"{results_path}: another run (process {pid}) is writing into "
                          f"{out_dir}; choose another --out")
-    if earlier is not None:
-        same_plan = not earlier.get("complete") and _plan(earlier) == _plan(doc)
-        if same_plan and not restart:
-            kept = {e["id"]: e for e in earlier["claims"] if e["id"] in ids}
-            doc["attempts"] = list(earlier.get("attempts") or [])
-            doc["started_utc"] = earlier.get("started_utc", doc["started_utc"])
-            say(f"resuming the interrupted run in {out_dir}: {len(kept)} of {len(ids)} claims "
-                "already judged\n")
-        else:
-            what = ("a complete run" if earlier.get("complete") else "an unfinished run"
-                    + ("" if same_plan else " of another plan"))
-            say(f"{out_dir} holds {what} (started {earlier.get('started_utc', '?')}); "
-                "replacing it\n")
-            _remove_figures(out_dir, earlier)
-    doc["claims"] = [kept[cid] for cid in ids if cid in kept]
-    attempt = {"started_utc": _utc_now(), "finished_utc": None, "outcome": "running",
-               "runtime_s": None, "host": platform.node(), "pid": os.getpid()}
-    doc["attempts"].append(attempt)
-    earlier_runtime = sum(a.get("runtime_s") or 0.0 for a in doc["attempts"][:-1])
-    # mark the directory as in progress before any work: never an earlier run's results
-    write_json_atomic(results_path, doc)
-    write_reports(out_dir, doc)
-    say(f"running {len(claims)} claims at the {tier} tier (seed {seed}) into {out_dir}\n")
-    planned: list[Job] = []
-    try:
-        todo = [claim for claim, cid in zip(claims, ids, strict=True) if cid not in kept]
-        planned = claim_jobs(todo, tier, controls)
-        trainings = planned if current_execution().train else []
-        if trainings:  # first, all together (the progress printer says how many are cached)
-            try:
-                run_in_context(trainings)
-            except Exception as exc:  # each claim that needs the failed job reports the error
-                say(f"a training job failed ({type(exc).__name__}: {exc}); continuing\n")
-        for i, (claim, cid) in enumerate(zip(claims, ids, strict=True), start=1):
-            if cid in kept:
-                continue
-            say(f"[{i}/{len(claims)}] {cid} ... ")
-            entry = run_one(claim, tier=tier, seed=seed, out_dir=out_dir, controls=controls,
-                            say=say)
-            doc["claims"] = [*doc["claims"], entry]
-            doc["claims"].sort(key=lambda e: ids.index(e["id"]))
-            write_json_atomic(results_path, doc)
-    except KeyboardInterrupt as stop:
-        name = "SIGTERM" if isinstance(stop, Terminated) else "SIGINT"
-        with _no_interrupts():
-            say("\n")
-            runtime = time.perf_counter() - start
-            attempt |= {"finished_utc": _utc_now(), "outcome": f"interrupted ({name})",
-                        "runtime_s": runtime}
-            doc |= {"interrupted": name, "runtime_s": earlier_runtime + runtime,
-                    "finished_utc": attempt["finished_utc"],
-                    "trainings": training_summary(planned)}
-            write_json_atomic(results_path, doc)
-            results = read_json(results_path)
-            write_reports(out_dir, results)
-        raise RunInterrupted(RunResult(results, out_dir), name, len(doc["claims"]),
-                             len(ids)) from None
-    runtime = time.perf_counter() - start
-    attempt |= {"finished_utc": _utc_now(), "outcome": "complete", "runtime_s": runtime}
-    doc["trainings"] = training_summary(claim_jobs(claims, tier, controls) if kept else planned)
-    doc["corrupt_cache_files"] = _quarantined()
-    doc |= {"complete": True, "finished_utc": _utc_now(),
-            "runtime_s": earlier_runtime + runtime}
-    write_json_atomic(results_path, doc)
-    # render from what was written, so `trpo-claims report` reproduces this file exactly
-    results = read_json(results_path)
+    same_plan = not earlier.get("complete") and _plan(earlier) == _plan(doc)
+    if same_plan and not restart:
+        kept = {e["id"]: e for e in earlier["claims"] if e["id"] in ids}
+        doc["attempts"] = list(earlier.get("attempts") or [])
+        doc["started_utc"] = earlier.get("started_utc", doc["started_utc"])
+        say(f"resuming the interrupted run in {out_dir}: {len(kept)} of {len(ids)} claims "
+            "already judged\n")
+        return kept
+    what = ("a complete run" if earlier.get("complete") else "an unfinished run"
+            + ("" if same_plan else " of another plan"))
+    say(f"{out_dir} holds {what} (started {earlier.get('started_utc', '?')}); replacing it\n")
+    _remove_figures(out_dir, earlier)
+    return {}
+
+
+def _judge_claims(claims: Sequence[Claim], ids: list[str], kept: Mapping[str, Any],
+                  doc: dict[str, Any], planned: list[Job], *, tier: str, seed: int,
+                  out_dir: Path, controls: bool, say: Any) -> None:
+    """Train what the claims not yet judged read (all together first), then judge them one by
+    one, writing results.json after each. ``planned`` receives the trainings."""
+    todo = [claim for claim, cid in zip(claims, ids, strict=True) if cid not in kept]
+    planned.extend(claim_jobs(todo, tier, controls))
+    trainings = planned if current_execution().train else []
+    if trainings:  # first, all together (the progress printer says how many are cached)
+        try:
+            run_in_context(trainings)
+        except Exception as exc:  # each claim that needs the failed job reports the error
+            say(f"a training job failed ({type(exc).__name__}: {exc}); continuing\n")
+    for i, (claim, cid) in enumerate(zip(claims, ids, strict=True), start=1):
+        if cid in kept:
+            continue
+        say(f"[{i}/{len(claims)}] {cid} ... ")
+        entry = run_one(claim, tier=tier, seed=seed, out_dir=out_dir, controls=controls,
+                        say=say)
+        doc["claims"] = [*doc["claims"], entry]
+        doc["claims"].sort(key=lambda e: ids.index(e["id"]))
+        write_json_atomic(out_dir / RESULTS_FILE, doc)
+
+
+def _write_final(out_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
+    """Write results.json, then the reports rendered from what was written (so `trpo-claims
+    report` reproduces them exactly); the results as read back."""
+    write_json_atomic(out_dir / RESULTS_FILE, doc)
+    results = read_json(out_dir / RESULTS_FILE)
     write_reports(out_dir, results)
-    return RunResult(results=results, out_dir=out_dir)
+    return results
 
 
 def _quarantined() -> list[dict[str, str]]:
@@ -670,7 +720,7 @@ def load_results(run_dir: Path | str) -> dict[str, Any]:
 def rerender_report(run_dir: Path | str) -> Path:
     """Rewrite ``run_dir``/report.md and report.html from ``run_dir``/results.json; returns the
     path of report.md."""
-    return write_reports(run_dir)[0]
+    return write_reports(run_dir, load_results(run_dir))[0]
 
 
 def failure_reasons(results: dict[str, Any], fail_on: Collection[str] = ()) -> list[str]:

@@ -5,7 +5,7 @@ Every interval is two-sided at level ``1 - alpha`` and returned as ``(lower, upp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -38,6 +38,29 @@ def bootstrap_ci(
         rng=np.random.default_rng(seed),
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def percentile_bootstrap(
+    samples: Sequence[np.ndarray],
+    statistic: Callable[..., np.ndarray],
+    *,
+    alpha: float = 0.05,
+    n_resamples: int = 2000,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval of ``statistic`` over independent samples (Efron).
+
+    samples: arrays (n_i, ...), each resampled by rows with replacement, independently and in
+    order: one ``rng.integers(0, n_i, size=(n_resamples, n_i))`` draw each, so a caller that
+    shares ``rng`` across calls gets the same draws as drawing them itself.
+    statistic: the resampled arrays, each (n_resamples, n_i, ...), to the draws (n_resamples,
+    ...). Returns (lower, upper): the alpha/2 and 1 - alpha/2 quantiles of the draws over
+    resamples, each of the draws' trailing shape (...) (0-d for a scalar statistic).
+    """
+    picks = [rng.integers(0, len(s), size=(n_resamples, len(s))) for s in samples]
+    draws = np.asarray(statistic(*(s[i] for s, i in zip(samples, picks, strict=True))))
+    lower, upper = np.quantile(draws, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
+    return lower, upper
 
 
 def wilson_interval(successes: int, n: int, *, alpha: float = 0.05) -> tuple[float, float]:

@@ -108,7 +108,7 @@ def test_claim_metadata(claim):
     assert "closest to the family median" in claim.protocol  # how the presets were chosen
     for tier, n in FAMILY_SIZES.items():
         if tier != "quick" or claim in QUICK:
-            assert claim.budget(tier) == {"members": n, "rounds": 60}
+            assert claim.budget(tier).to_json() == {"members": n, "rounds": 60}
     assert claim.describe()["negative_control"]
 
 

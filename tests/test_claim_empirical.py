@@ -182,8 +182,8 @@ def test_locomotion_claim_runs_and_its_control_is_refuted_on_a_tiny_budget(
                            methods={"Hopper-v5": ("trpo", "npg", "cem")})
     monkeypatch.setitem(protocol.BUDGETS, "quick", tiny)
     claim = claim_cls()
-    monkeypatch.setattr(claim, "budgets", {"quick": {"tasks": ["Hopper-v5"],
-                                                     "steps": {"Hopper-v5": 4_000}}})
+    monkeypatch.setattr(claim, "budgets", {"quick": common.TrainingsBudget(
+        tasks=["Hopper-v5"], steps={"Hopper-v5": 4_000}, seeds=(0, 1), control_seeds=(0, 1))})
     with execution(Execution(progress=None)):
         real = claim.run("quick")
         control = claim.run("quick", control=True)
@@ -212,8 +212,8 @@ def test_a_cache_only_run_skips_claims_whose_trainings_are_missing(tmp_path):
 def test_atari_claim_on_one_tiny_pong_run(monkeypatch, tmp_path):
     """Mechanics only (the full tier's budget is 200K steps per game): one ~1K-step Pong run
     and its sign-flipped control, judged against Table 1's random and human rows."""
-    tiny = {"games": ["Pong"], "steps": 500, "steps_per_iter": 500, "seed": 0,
-            "control_games": ["Pong"]}
+    tiny = atari.AtariBudget(games=["Pong"], steps=500, steps_per_iter=500, seed=0,
+                             control_games=["Pong"])
     monkeypatch.setitem(atari.ATARI_BUDGETS, "quick", tiny)
     claim = atari.AtariBeatsRandom()
     monkeypatch.setattr(claim, "budgets", {"quick": tiny})
@@ -224,6 +224,11 @@ def test_atari_claim_on_one_tiny_pong_run(monkeypatch, tmp_path):
     assert claim.decide(real).status is not Status.ERROR
     assert claim.decide(control).status is Status.REFUTED  # one game of -21: below random
     assert claim.figures(real, tmp_path)
+
+
+def test_the_protocol_trains_table_1s_games():
+    assert protocol.ATARI_GAMES == tuple(atari.TABLE1)
+    assert set(protocol.ATARI_CONTROL_GAMES) <= set(atari.TABLE1)
 
 
 def test_human_normalized_score_by_hand():

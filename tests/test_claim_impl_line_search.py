@@ -27,9 +27,10 @@ from claims.registry import get
 
 # one task, one seed: the probes, a rung where the full step often fails (0.03 on CartPole
 # after a few updates) and one far from the quadratic regime (10)
-SMALL = {"tasks": [["CartPole-v1", 1000]], "seeds": [0], "warmup": 2, "updates": 5,
-         "ladder": [0.03, 10.0], "ladder_updates": 10, "probe_updates": 3}
-DECLARED = {tier: dict(budget) for tier, budget in line_search.LS_BUDGETS.items()}
+SMALL = line_search.LineSearchBudget(tasks=[["CartPole-v1", 1000]], seeds=[0], warmup=2,
+                                     updates=5, ladder=[0.03, 10.0], ladder_updates=10,
+                                     probe_updates=3)
+DECLARED = dict(line_search.LS_BUDGETS)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_the_probes_and_the_ladder_make_the_reference_line_search_act():
 
 def test_the_ladder_is_declared_up_front_per_tier():
     for tier in ("quick", "standard", "full"):
-        ladder = DECLARED[tier]["ladder"]
+        ladder = list(DECLARED[tier].ladder)
         assert ladder == sorted(ladder) and ladder[0] <= 0.03 and 100.0 in ladder
         assert ladder[-1] == line_search.OVERFLOW_DELTA
 

@@ -63,9 +63,9 @@ def test_real_no_counterexample_found(runs):
     assert not real.summary["counterexample_found"]
     assert "not a proof" in verdict.message
     budget = CLAIM.budgets["quick"]
-    assert real.summary["n_hypothesis_triples"] == budget["n_families"] * budget["pairs_per_family"]
-    assert real.summary["n_optimizer_runs"] == budget["n_optimizer_seeds"] * (
-        1 + budget["n_restarts"]
+    assert real.summary["n_hypothesis_triples"] == budget.n_families * budget.pairs_per_family
+    assert real.summary["n_optimizer_runs"] == budget.n_optimizer_seeds * (
+        1 + budget.n_restarts
     )
     assert verdict.n == real.summary["n_examples"]
 

@@ -50,7 +50,7 @@ def beta_runs():
 def test_direction_real_supported(direction_runs):
     verdict = DIRECTION.decide(direction_runs[0])
     assert verdict.status is Status.SUPPORTED, verdict.message
-    assert verdict.n == DIRECTION.budgets["quick"]["n_mdps"] + 1  # + the gridworld
+    assert verdict.n == DIRECTION.budgets["quick"].n_mdps + 1  # + the gridworld
 
 
 def test_direction_control_vanilla_gradient_refuted(direction_runs):

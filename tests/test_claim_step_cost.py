@@ -47,7 +47,7 @@ def test_statistic_recomputes(runs):
         np.testing.assert_allclose(evidence.data["ratio"], ratios, rtol=1e-12)
         verdict = COST.decide(evidence)
         assert verdict.value == pytest.approx(float(np.median(ratios)), rel=1e-12)
-        assert verdict.n == COST.budgets["quick"]["repeats"]
+        assert verdict.n == COST.budgets["quick"].repeats
         lo, hi = verdict.ci
         assert lo <= verdict.value <= hi
         assert len(evidence.data["line_search"]) == verdict.n

@@ -9,6 +9,7 @@ import torch
 
 from claims.core import Evidence, Status
 from claims.step.fisher import (
+    FisherBudget,
     FisherUnbiased,
     FisherVariance,
     FvpExact,
@@ -68,7 +69,7 @@ def test_fvp_statistic_recomputes(fvp_runs):
         errors = [e for r in rows for e in (*r["fvp_rel_error"], *r["cg_rel_error"])]
         verdict = FVP.decide(evidence)
         assert verdict.value == max(errors)
-        assert verdict.n == len(errors) == len(FVP.budgets["quick"]["cases"]) * 2 * 3
+        assert verdict.n == len(errors) == len(FVP.budgets["quick"].cases) * 2 * 3
         assert evidence.summary["max_fvp_rel_error"] == max(
             e for r in rows for e in r["fvp_rel_error"]
         )
@@ -145,7 +146,7 @@ def test_unbiased_statistic_recomputes(unbiased_runs):
         values = [math.sqrt(max(np.mean(t["u"]), 0.0)) for t in evidence.data["tasks"]]
         assert verdict.value == pytest.approx(max(values), rel=1e-12)
         assert verdict.value == evidence.summary["max_rel_error"]
-        assert verdict.n == UNBIASED.budgets["quick"]["replicates"]
+        assert verdict.n == UNBIASED.budgets["quick"].replicates
         for t in evidence.data["tasks"]:
             # the interval holds its estimate; the plug-in sits above it (its MC bias)
             assert t["ci"][0] <= t["rel_error"] <= t["ci"][1]
@@ -250,8 +251,8 @@ def test_clipped_bug_with_infinite_bounds_is_the_empirical_fisher():
 
 
 def test_replicates_are_deterministic_and_paired():
-    budget = {"steps_per_iter": 300, "warmup_iters": 0, "batch_states": 20, "replicates": 3,
-              "n_directions": 1}
+    budget = FisherBudget(envs=["InvertedPendulum-v5"], steps_per_iter=300, warmup_iters=0,
+                          batch_states=20, replicates=3, n_directions=1, n_resamples=0)
     estimators = {"empirical": empirical_fisher_products, "analytic": analytic_fisher_products}
     a = replicate_fisher_products(budget, "InvertedPendulum-v5", 4, estimators)
     b = replicate_fisher_products(budget, "InvertedPendulum-v5", 4, estimators)

@@ -50,8 +50,7 @@ def test_real_supported(runs):
     verdict = CLAIM.decide(runs[0])
     assert verdict.status is Status.SUPPORTED, verdict.message
     budget = CLAIM.budgets["quick"]
-    assert runs[0].summary["n_steps"] == len(budget["tasks"]) * len(budget["seeds"]) * budget[
-        "n_iters"]
+    assert runs[0].summary["n_steps"] == len(budget.tasks) * len(budget.seeds) * budget.n_iters
     assert verdict.n > 0 and verdict.value <= 1.0 + KL_TOLERANCE
 
 

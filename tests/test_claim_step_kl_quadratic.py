@@ -30,7 +30,7 @@ def test_real_supported(runs):
     verdict = CLAIM.decide(runs[0])
     assert verdict.status is Status.SUPPORTED, verdict.message
     budget = CLAIM.budgets["quick"]
-    assert verdict.n == len(budget["tasks"]) * len(budget["seeds"]) * budget["n_iters"]
+    assert verdict.n == len(budget.tasks) * len(budget.seeds) * budget.n_iters
     # damping takes a share of the quadratic model, never all of it
     share = np.asarray(runs[0].data["damping_share"])
     assert np.all((share > 0) & (share < 1))

@@ -46,7 +46,7 @@ def test_real_supported(runs):
     verdict = CLAIM.decide(runs[0])
     assert verdict.status is Status.SUPPORTED, verdict.message
     budget = CLAIM.budgets["quick"]
-    assert verdict.n == len(FAULTS) * len(PATHS) * len(budget["tasks"]) * len(budget["seeds"])
+    assert verdict.n == len(FAULTS) * len(PATHS) * len(budget.tasks) * len(budget.seeds)
     assert all(runs[0].data["rejected"]) and all(runs[0].data["restored"])
     assert all(runs[0].data["reason"])
 

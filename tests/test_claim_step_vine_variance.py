@@ -3,6 +3,8 @@ and their helpers."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -72,9 +74,8 @@ def test_per_q_value_real_is_inconclusive_and_control_refuted(per_q_runs):
 def test_both_claims_share_the_protocol_but_the_matching():
     for tier in ("quick", "standard", "full"):
         real, per_q = CLAIM.budgets[tier], PER_Q.budgets[tier]
-        assert (real["match"], per_q["match"]) == ("steps", "q_values")
-        assert {k: v for k, v in real.items() if k != "match"} == {
-            k: v for k, v in per_q.items() if k != "match"}
+        assert (real.match, per_q.match) == ("steps", "q_values")
+        assert dataclasses.replace(real, match="q_values") == per_q
     assert CLAIM.id != PER_Q.id
 
 
@@ -85,7 +86,7 @@ def test_statistic_recomputes_from_data_and_steps_are_matched(runs, per_q_runs):
         assert verdict.value == variance_ratio(g_single, g_vine)
         assert verdict.value == evidence.summary["variance_ratio"]
         assert verdict.ci[0] <= verdict.value <= verdict.ci[1]
-        assert verdict.n == len(g_vine) == CLAIM.budgets["quick"]["reps"]
+        assert verdict.n == len(g_vine) == CLAIM.budgets["quick"].reps
         # single path gets at least the vine's env steps (whole episodes may run over)
         steps_s, steps_v = (np.asarray(evidence.data[k]) for k in ("steps_single", "steps_vine"))
         assert (steps_s >= steps_v).all() and (steps_s - steps_v < 1_000).all()
@@ -104,8 +105,8 @@ def test_statistic_recomputes_from_data_and_steps_are_matched(runs, per_q_runs):
 
 
 def test_measurement_is_deterministic():
-    budget = dict(CLAIM.budgets["quick"], pretrain_iters=1, pretrain_steps=300, value_steps=300,
-                  value_epochs=2, reps=2, steps_per_rep=800)
+    budget = dataclasses.replace(CLAIM.budgets["quick"], pretrain_iters=1, pretrain_steps=300,
+                                 value_steps=300, value_epochs=2, reps=2, steps_per_rep=800)
     first, second = measure(budget, 1, vine_gradient), measure(budget, 1, vine_gradient)
     for key in first:
         assert np.array_equal(first[key], second[key]), key
@@ -136,7 +137,7 @@ def test_surrogate_gradient_is_the_mean_score_times_advantage():
 
 def test_vine_settings_follow_table_2_swimmer_proportions():
     settings = vine_settings(CLAIM.budgets["quick"])
-    steps = CLAIM.budgets["quick"]["steps_per_rep"]
+    steps = CLAIM.budgets["quick"].steps_per_rep
     assert settings.trunk_steps == steps // 2
     assert settings.n_states * settings.n_actions == steps // 100  # 500 Q-values per 50K steps
     assert (settings.n_actions, settings.horizon) == (4, 50)

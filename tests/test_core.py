@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from toy_claims import PassingClaim
 
-from claims.core import TIERS, DecisionRule, Status, Verdict
+from claims.core import TIERS, DecisionRule, Evidence, Status, Verdict
 from claims.serialize import dumps
 
 COMPARATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
@@ -109,7 +109,7 @@ def test_verdict_json_round_trip_of_non_finite_values(value):
 
 def test_claim_budget_per_tier():
     claim = PassingClaim()
-    assert [claim.budget(tier)["n"] for tier in TIERS] == [3, 5, 7]
+    assert [claim.budget(tier).n for tier in TIERS] == [3, 5, 7]
     with pytest.raises(ValueError, match="unknown tier 'huge'"):
         claim.budget("huge")
 
@@ -120,3 +120,12 @@ def test_describe_is_json_ready_and_carries_the_rule():
     assert description["kind"] == "exact"
     assert description["rule"]["comparator"] == ">="
     assert set(description["budgets"]) == set(TIERS)
+
+
+def test_evidence_accessors_read_lists_and_columns_as_float_arrays():
+    evidence = Evidence("toy", "quick", False, {}, {"ratio": [1, 2.5], "final": {"a": [3, 4]}})
+    assert evidence.values("ratio").dtype == float and evidence.values("ratio").tolist() == [1, 2.5]
+    assert evidence.values("missing").shape == (0,)
+    columns = evidence.columns("final")
+    assert list(columns) == ["a"] and columns["a"].dtype == float
+    assert evidence.columns("missing") == {}

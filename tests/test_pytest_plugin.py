@@ -101,7 +101,7 @@ def test_a_ten_delta_step_is_refuted_and_the_verdict_reaches_junitxml(
     assert not rule.passes(float(properties["value"]))
     assert properties["implementation"] == "ten_delta_adapter:factory"
     assert (properties["tier"], properties["seed"]) == ("quick", "0")
-    assert properties["budget_seeds"] == json.dumps(claim.budget("quick").get("seeds"))
+    assert properties["budget_seeds"] == json.dumps(claim.budget("quick").to_json().get("seeds"))
 
 
 def test_selection_defaults_to_the_implementation_claims():

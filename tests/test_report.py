@@ -91,7 +91,7 @@ def _parse(page: str) -> _Collector:
 
 def test_run_writes_both_reports_and_write_reports_reproduces_them(run_dir, results):
     # the fixture edited results.json after the run, so re-render first, then compare
-    md_path, html_path = write_reports(run_dir)
+    md_path, html_path = write_reports(run_dir, load_results(run_dir))
     assert (md_path.name, html_path.name) == ("report.md", "report.html")
     assert md_path.read_text() == render_markdown(results)
     assert html_path.read_text() == render_html(results, run_dir)

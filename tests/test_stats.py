@@ -5,14 +5,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from claims.empirical.common import N_RESAMPLES, iqm_interval, two_arm
+from claims.plotting import bootstrap_band
 from claims.stats import (
     bootstrap_ci,
     equivalence,
     iqm,
     loglog_slope,
+    percentile_bootstrap,
     probability_of_improvement,
     probability_of_improvement_ci,
     stratified_bootstrap_ci,
+    trimmed_mean,
     wilson_interval,
 )
 
@@ -173,3 +177,71 @@ def test_leave_one_out_terms_by_hand():
     e = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     # u_0 = e_0 . (e_1 + e_2) / 2 = (0 + 1) / 2
     np.testing.assert_allclose(leave_one_out_terms(e), [0.5, 1.0, 1.5])
+
+
+# --- the one row-resampling bootstrap (stats.percentile_bootstrap) --------------------------------
+# The three bootstraps it replaced, as they were written (main 8a9455b): each must give the same
+# draws and so bit-identical intervals.
+
+def _old_iqm_interval(x, seed):
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(N_RESAMPLES, x.size))
+    draws = trimmed_mean(x[idx], 0.25, axis=1)
+    lo, hi = np.quantile(draws, [0.05 / 2, 1 - 0.05 / 2])
+    return float(lo), float(hi)
+
+
+def _old_two_arm_intervals(a, b, statistic, seed):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in a:
+        x, y = np.asarray(a[t], float), np.asarray(b[t], float)
+        ix = rng.integers(0, x.size, size=(N_RESAMPLES, x.size))
+        iy = rng.integers(0, y.size, size=(N_RESAMPLES, y.size))
+        draws = np.array([statistic(x[i], y[j]) for i, j in zip(ix, iy, strict=True)])
+        lo, hi = np.quantile(draws, [0.05 / 2, 1 - 0.05 / 2])
+        out[t] = (float(lo), float(hi))
+    return out
+
+
+def _old_bootstrap_band(values, alpha, seed, n_boot):
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
+    means = values[picks].mean(axis=1)
+    return tuple(np.quantile(means, [alpha / 2, 1 - alpha / 2], axis=0))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("n", [2, 5, 9])
+def test_iqm_interval_draws_are_unchanged(seed, n):
+    x = np.random.default_rng([n, seed]).normal(size=n)
+    assert iqm_interval(x, seed=seed) == _old_iqm_interval(x, seed)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_two_arm_intervals_are_unchanged(seed):
+    rng = np.random.default_rng(seed)
+    a = {"t1": rng.normal(size=5).tolist(), "t2": rng.normal(size=3).tolist()}
+    b = {"t1": rng.normal(size=4).tolist(), "t2": rng.normal(size=6).tolist()}
+
+    def ratio(x, y):
+        return float(np.mean(x) / (1.0 + abs(np.mean(y))))
+
+    assert two_arm(a, b, ratio, seed=seed).per_task_ci == _old_two_arm_intervals(a, b, ratio,
+                                                                                  seed)
+
+
+@pytest.mark.parametrize("shape", [(1, 4), (3, 7), (6, 2)])
+def test_bootstrap_band_is_unchanged(shape):
+    values = np.random.default_rng(sum(shape)).normal(size=shape)
+    new, old = bootstrap_band(values, 0.1, 2, 500), _old_bootstrap_band(values, 0.1, 2, 500)
+    for a, b in zip(new, old, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_percentile_bootstrap_shapes_and_a_constant_sample():
+    rng = np.random.default_rng(0)
+    lo, hi = percentile_bootstrap([np.full(4, 2.5)], lambda v: v.mean(axis=1), rng=rng)
+    assert lo.shape == () and float(lo) == float(hi) == 2.5
+    lo, hi = percentile_bootstrap([np.arange(12.0).reshape(4, 3)], lambda v: v.mean(axis=1),
+                                  n_resamples=50, rng=rng)
+    assert lo.shape == hi.shape == (3,) and np.all(lo <= hi)

@@ -18,12 +18,13 @@ toy.nonfinite             REFUTED       REFUTED           (statistic is nan)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from claims.core import Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Budget, Claim, DecisionRule, Evidence, Kind, Verdict
 
 TOY_RULE = DecisionRule(
     statistic="min margin",
@@ -40,7 +41,14 @@ TOY_CI_RULE = DecisionRule(
 )
 
 
-class ToyClaim(Claim):
+@dataclass(frozen=True)
+class ToyBudget(Budget):
+    """A toy claim's budget."""
+
+    n: int  # margins taken
+
+
+class ToyClaim(Claim[ToyBudget]):
     title = "A toy claim"
     statement = "Toy margins are non-negative."
     source = "tests/toy_claims.py"
@@ -48,16 +56,16 @@ class ToyClaim(Claim):
     protocol = "Take n margins around a base value; the statistic is their minimum."
     negative_control = "Shift the base value below zero."
     rule = TOY_RULE
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {"n": 3},
-        "standard": {"n": 5},
-        "full": {"n": 7},
+    budgets: ClassVar[dict[str, ToyBudget | None]] = {
+        "quick": ToyBudget(n=3),
+        "standard": ToyBudget(n=5),
+        "full": ToyBudget(n=7),
     }
     base: ClassVar[float] = 1.0
     control_base: ClassVar[float] = -1.0
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        n = self.budget(tier)["n"]
+        n = self.tier_budget(tier).n
         base = self.control_base if control else self.base
         margins = base + 0.01 * np.arange(n)  # numpy values on purpose: JSON must cope
         return Evidence(
@@ -104,10 +112,10 @@ class RaisingClaim(ToyClaim):
 class NoBudgetClaim(ToyClaim):
     id = "toy.nobudget"
     title = "A toy claim without a quick budget"
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
+    budgets: ClassVar[dict[str, ToyBudget | None]] = {
         "quick": None,
         "standard": None,
-        "full": {"n": 100},
+        "full": ToyBudget(n=100),
     }
 
 

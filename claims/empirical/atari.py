@@ -17,6 +17,7 @@ from claims import plotting, stats
 from claims.core import TIERS, Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import ALPHA, EmpiricalClaim, Estimate, judge, worst_of
+from claims.empirical.protocol import ATARI_BUDGETS, AtariBudget, atari_jobs
 from claims.jobs import Job
 from claims.registry import register
 
@@ -37,36 +38,6 @@ TABLE1: dict[str, dict[str, float]] = {
     "SpaceInvaders": {"random": 179, "human": 3690, "DQN": 581, "TRPO single path": 568.4,
                       "TRPO vine": 450.2},
 }
-GAMES = tuple(TABLE1)
-CONTROL_GAMES = ("Pong", "Breakout")
-# the largest budget this 2-core machine gives seven games in a session: ~100 agent steps/s/core
-ATARI_BUDGETS: dict[str, dict[str, Any] | None] = {
-    "quick": None,
-    "standard": None,
-    "full": {"games": list(GAMES), "steps": 200_000, "steps_per_iter": 5_000, "seed": 0,
-             "control_games": list(CONTROL_GAMES)},
-}
-
-
-def env_id(game: str) -> str:
-    return f"ALE/{game}-v5"
-
-
-def atari_jobs(tier: str, control: bool = False) -> list[Job]:
-    """One single-path TRPO run per game (the paper's Table 1 rows are single runs too)."""
-    budget = ATARI_BUDGETS[tier]
-    if budget is None:
-        return []
-    games = budget["control_games"] if control else budget["games"]
-    return [Job("atari", env_id(game), "trpo" + ("+flip_advantages" if control else ""),
-                         budget["seed"], protocol.TRAIN_FN,
-                         {"env_id": env_id(game), "algo": "trpo", "seed": budget["seed"],
-                          "total_steps": budget["steps"],
-                          "overrides": {"steps_per_iter": budget["steps_per_iter"]}}
-                         | ({"fault": "flip_advantages"} if control else {}))
-            for game in games]
-
-
 def final_window(result: dict[str, Any]) -> np.ndarray:
     """The batch mean returns of the last 10% of iterations (at least two where possible)."""
     returns = np.asarray(result["returns"], dtype=float)
@@ -81,7 +52,7 @@ def normalized(score: np.ndarray | float, game: str) -> np.ndarray | float:
 
 
 @register
-class AtariBeatsRandom(EmpiricalClaim):
+class AtariBeatsRandom(EmpiricalClaim[AtariBudget]):
     id = "empirical.atari_beats_random"
     comparison = Comparison(
         statistic="human-normalized final score per game",
@@ -102,7 +73,7 @@ class AtariBeatsRandom(EmpiricalClaim):
         statistic="min over games of human-normalized final score (0 = random, 1 = human)",
         comparator=">", threshold=0.0, alpha=ALPHA,
         description="SUPPORTED when the worst game's whole interval is above random play.")
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {t: ATARI_BUDGETS[t] for t in TIERS}
+    budgets: ClassVar[dict[str, AtariBudget | None]] = {t: ATARI_BUDGETS[t] for t in TIERS}
     deviations = (
         "Budget: 200K agent steps (800K frames) per game in 5K-step batches (40 iterations); the "
         "paper ran 500 iterations of 100K steps (50M steps, about 30 h on 16 cores per game).",
@@ -133,8 +104,8 @@ class AtariBeatsRandom(EmpiricalClaim):
         return evidence
 
     def samples(self, evidence: Evidence) -> dict[str, float]:
-        return {g: float(np.mean(normalized(np.asarray(w, dtype=float), g)))
-                for g, w in evidence.data.get("final_window", {}).items()}
+        return {g: float(np.mean(normalized(w, g)))
+                for g, w in evidence.columns("final_window").items()}
 
     def decide(self, evidence: Evidence) -> Verdict:
         windows = evidence.data["final_window"]
@@ -176,7 +147,7 @@ def table1_fraction(score: np.ndarray | float, game: str) -> np.ndarray | float:
 
 
 @register
-class AtariTable1(EmpiricalClaim):
+class AtariTable1(EmpiricalClaim[AtariBudget]):
     id = "empirical.atari_table1"
     comparison = Comparison(
         statistic="final score above random / Table 1 TRPO above random, per game",
@@ -203,7 +174,7 @@ class AtariTable1(EmpiricalClaim):
         description="SUPPORTED when the worst game's whole interval reaches Table 1's TRPO "
                     "score (fraction >= 1), REFUTED when it is wholly below, at the declared "
                     "budget.")
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {t: ATARI_BUDGETS[t] for t in TIERS}
+    budgets: ClassVar[dict[str, AtariBudget | None]] = {t: ATARI_BUDGETS[t] for t in TIERS}
     deviations = AtariBeatsRandom.deviations
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
@@ -229,13 +200,13 @@ class AtariTable1(EmpiricalClaim):
                 for g, w in evidence.data.get("final_window", {}).items()}
 
     def decide(self, evidence: Evidence) -> Verdict:
-        windows = evidence.data.get("final_window", {})
+        windows = evidence.columns("final_window")
         if not windows:
             return Verdict.inconclusive("the evidence holds no games, so there is nothing to "
                                         "judge")
         per_game, intervals = {}, {}
         for game, window in windows.items():
-            x = np.asarray(table1_fraction(np.asarray(window, dtype=float), game), dtype=float)
+            x = np.asarray(table1_fraction(window, game), dtype=float)
             per_game[game] = float(x.mean())
             intervals[game] = (stats.bootstrap_ci(x, alpha=ALPHA) if x.size >= 2
                                else (per_game[game], per_game[game]))

@@ -24,6 +24,7 @@ from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
     EmpiricalClaim,
+    TrainingsBudget,
     by_task,
     judge,
     matrix,
@@ -65,7 +66,7 @@ def realized_over_predicted(result: Mapping[str, Any]) -> float:
     return realized / predicted if predicted > 0 else math.nan
 
 
-class AuditClaim(EmpiricalClaim):
+class AuditClaim(EmpiricalClaim[TrainingsBudget]):
     """A per-run statistic of the Figure 4 TRPO runs, judged on the worst task."""
 
     fault: ClassVar[str]

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from claims import plotting, stats
-from claims.core import TIERS, Claim, Evidence, Kind, Verdict
+from claims.core import TIERS, B, Budget, Claim, Evidence, Kind, Verdict, budget_json
 from claims.empirical import protocol
 from claims.jobs import Job
 
@@ -25,16 +25,26 @@ ALPHA = 0.05
 N_RESAMPLES = 2000
 
 
-def tier_budgets(tasks_for: Callable[[str], list[str]]) -> dict[str, dict[str, Any] | None]:
+@dataclass(frozen=True)
+class TrainingsBudget(Budget):
+    """The protocol's trainings a section-8 claim reads at a tier (:mod:`.protocol` runs them)."""
+
+    tasks: tuple[str, ...]  # the tasks this claim judges at the tier
+    steps: Mapping[str, int]  # env steps per run, per task
+    seeds: tuple[int, ...]  # Figure 4 seeds
+    control_seeds: tuple[int, ...]  # seeds of the negative-control trainings
+
+
+def tier_budgets(tasks_for: Callable[[str], list[str]]) -> dict[str, TrainingsBudget | None]:
     """``Claim.budgets`` from the protocol: for each tier, the tasks this claim judges there (from
     ``tasks_for(tier)``) with their steps and seeds, or None where it judges none."""
-    out: dict[str, dict[str, Any] | None] = {}
+    out: dict[str, TrainingsBudget | None] = {}
     for tier in TIERS:
         tasks = tasks_for(tier)
         b = protocol.budget(tier)
-        out[tier] = None if not tasks else {
-            "tasks": tasks, "steps": {t: b.steps[t] for t in tasks}, "seeds": list(b.seeds),
-            "control_seeds": list(b.control_seeds)}
+        out[tier] = None if not tasks else TrainingsBudget(
+            tasks=tasks, steps={t: b.steps[t] for t in tasks}, seeds=b.seeds,
+            control_seeds=b.control_seeds)
     return out
 
 
@@ -49,7 +59,7 @@ def threshold_tasks(tier: str, methods: Sequence[str] = ("trpo",),
             and (not protocol.TASKS[t].locomotion or b.steps[t] >= 1_000_000)]
 
 
-class EmpiricalClaim(Claim):
+class EmpiricalClaim(Claim[B]):
     """A claim judged from :mod:`claims.empirical.protocol` trainings. Subclasses implement
     :meth:`jobs` (what ``run`` reads, so the runner can train everything on one pool first)."""
 
@@ -60,11 +70,11 @@ class EmpiricalClaim(Claim):
 
     def tasks(self, tier: str) -> list[str]:
         budget = self.budget(tier)
-        return [] if budget is None else list(budget["tasks"])
+        return [] if budget is None else list(budget.tasks)
 
     def evidence(self, tier: str, control: bool, data: dict[str, Any],
                  summary: dict[str, Any], config: dict[str, Any] | None = None) -> Evidence:
-        return Evidence(self.id, tier, control, config or dict(self.budget(tier) or {}),
+        return Evidence(self.id, tier, control, config or budget_json(self.budget(tier)) or {},
                         data, summary)
 
 
@@ -90,9 +100,9 @@ def iqm_interval(x: np.ndarray, *, seed: int = 0) -> tuple[float, float]:
     x = np.asarray(x, dtype=float)
     if x.size < 2:
         return float(stats.iqm(x)), float(stats.iqm(x))
-    idx = np.random.default_rng(seed).integers(0, x.size, size=(N_RESAMPLES, x.size))
-    draws = stats.trimmed_mean(x[idx], 0.25, axis=1)
-    lo, hi = np.quantile(draws, [ALPHA / 2, 1 - ALPHA / 2])
+    lo, hi = stats.percentile_bootstrap(
+        [x], lambda xs: stats.trimmed_mean(xs, 0.25, axis=1), alpha=ALPHA,
+        n_resamples=N_RESAMPLES, rng=np.random.default_rng(seed))
     return float(lo), float(hi)
 
 
@@ -134,10 +144,9 @@ def two_arm(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[float]],
         if min(x.size, y.size) < 2:
             intervals[t] = (per_task[t], per_task[t])
             continue
-        ix = rng.integers(0, x.size, size=(N_RESAMPLES, x.size))
-        iy = rng.integers(0, y.size, size=(N_RESAMPLES, y.size))
-        draws = np.array([statistic(x[i], y[j]) for i, j in zip(ix, iy, strict=True)])
-        lo, hi = np.quantile(draws, [ALPHA / 2, 1 - ALPHA / 2])
+        lo, hi = stats.percentile_bootstrap(
+            [x, y], lambda xs, ys: [statistic(a, b) for a, b in zip(xs, ys, strict=True)],
+            alpha=ALPHA, n_resamples=N_RESAMPLES, rng=rng)
         intervals[t] = (float(lo), float(hi))
     return worst_of(per_task, intervals, worst)
 

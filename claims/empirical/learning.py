@@ -10,6 +10,7 @@ see ``protocol.TASKS`` for each threshold's source.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
     EmpiricalClaim,
+    TrainingsBudget,
     by_task,
     curves_figure,
     iqm_ratio,
@@ -47,7 +49,7 @@ COMMON_DEVIATIONS = (
 )
 
 
-class ThresholdClaim(EmpiricalClaim):
+class ThresholdClaim(EmpiricalClaim[TrainingsBudget]):
     """Every (task, method) column of this claim reaches its task's published threshold."""
 
     methods: ClassVar[tuple[str, ...]]  # Figure 4 methods whose runs are judged
@@ -81,7 +83,7 @@ class ThresholdClaim(EmpiricalClaim):
         results = protocol.results(jobs)
         finals: dict[str, list[float]] = {}
         for job, result in zip(jobs, results, strict=True):
-            method = job.algo.split("+")[0]
+            method = dataclasses.replace(protocol.Method.parse(job.algo), fault=None).label()
             finals.setdefault(f"{job.task} {method}", []).append(protocol.final_return(result))
         thresholds = {column: protocol.TASKS[column.split()[0]].threshold for column in finals}
         evidence = self.evidence(tier, control, {"final_return": finals,
@@ -197,7 +199,7 @@ def _measure(pairs: list[tuple[Job, Any]], measure: Any) -> dict[str, list[float
     return by_task([job for job, _ in pairs], [measure(result) for _, result in pairs])
 
 
-class TwoArmClaim(EmpiricalClaim):
+class TwoArmClaim(EmpiricalClaim[TrainingsBudget]):
     """A per-task comparison of two groups of runs (``data["arm"]`` against
     ``data["reference"]``, per-task lists of per-seed values), judged on the worst task; the
     figure shows both groups' learning curves (``artifacts["runs"]``: label -> run pairs)."""

@@ -17,6 +17,7 @@ from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
     EmpiricalClaim,
+    TrainingsBudget,
     by_task,
     judge,
     matrix,
@@ -37,7 +38,7 @@ def non_decreasing_share(returns: Any) -> float:
 
 
 @register
-class MonotonicInPractice(EmpiricalClaim):
+class MonotonicInPractice(EmpiricalClaim[TrainingsBudget]):
     id = "empirical.monotonic"
     title = "TRPO improves monotonically in practice"
     statement = ("TRPO 'tends to give monotonic improvement, with little tuning of "

@@ -15,6 +15,7 @@ from claims.empirical import protocol
 from claims.empirical.common import (
     ALPHA,
     EmpiricalClaim,
+    TrainingsBudget,
     by_task,
     curves_figure,
     judge,
@@ -36,7 +37,7 @@ def progress_margin(trpo: np.ndarray, npg: np.ndarray) -> float:
 
 
 @register
-class NaturalGradientNoForwardProgress(EmpiricalClaim):
+class NaturalGradientNoForwardProgress(EmpiricalClaim[TrainingsBudget]):
     id = "empirical.npg_no_forward_progress"
     title = "Natural gradient makes no forward progress on Hopper and Walker; TRPO does"
     statement = ("The natural gradient with a fixed step, swept and the best kept, 'was unable "

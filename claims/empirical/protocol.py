@@ -13,6 +13,7 @@ i.e. its area divided by its length), :func:`final_velocity`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from claims.core import Budget as ClaimBudget
 from claims.jobs import Job, run_in_context
 
 TRAIN_FN = "claims.training_jobs:train_job"
@@ -115,45 +117,110 @@ def budget(tier: str) -> Budget:
 
 # --- the trainings -------------------------------------------------------------------------------
 
-def method_config(env_id: str, method: str) -> tuple[str, dict[str, Any]]:
-    """(algo, config overrides) of a Figure 4 method on a task. ``"npg@S"``: NPG with fixed
-    step S; ``"trpo@delta=D"``: TRPO with KL bound D."""
-    if method.startswith("npg@"):
-        return "npg", {"step_size": float(method.removeprefix("npg@"))}
-    if method.startswith("trpo@delta="):
-        return "trpo", {"delta": float(method.removeprefix("trpo@delta="))}
-    if method == "vine":
-        return "trpo", dict(TASKS[env_id].vine)
-    if method in ("trpo", "max-kl", "empirical-fim", *DERIVATIVE_FREE):
-        return method, {}
-    raise ValueError(f"unknown method {method!r}")
+METHODS = ("trpo", "vine", "npg", "max-kl", "empirical-fim", *DERIVATIVE_FREE)
 
 
-def training(group: str, env_id: str, method: str, seed: int, steps: int,
+@dataclass(frozen=True)
+class Method:
+    """One training configuration of the protocol. Its :meth:`label` is the job's ``algo``
+    ("trpo", "npg@0.333333", "trpo@delta=0.03", "vine+flip_advantages"): part of every job
+    cache key and of the reports, so it is written and read back here only."""
+
+    name: str  # a Figure 4 method (METHODS)
+    npg_step: float | None = None  # NPG's fixed step size, "npg@S" (None: name is not "npg")
+    delta: float | None = None  # TRPO's KL bound other than TRPOConfig's, "trpo@delta=D"
+    fault: str | None = None  # the negative control's fault (claims.training_jobs), "+fault"
+
+    def __post_init__(self) -> None:
+        if self.name not in METHODS:
+            raise ValueError(f"unknown method {self.name!r}; choose one of {', '.join(METHODS)}")
+        if (self.npg_step is not None) != (self.name == "npg" and self.delta is None):
+            raise ValueError(f"an NPG run needs its step size, and only NPG has one: {self}")
+        if self.delta is not None and self.name != "trpo":
+            raise ValueError(f"only single-path TRPO runs the delta sweep: {self}")
+        # the label keeps 6 significant digits, and the trainer is given the label's value
+        # (that is what every cached run was trained with), so the spec holds it too
+        if self.npg_step is not None:
+            object.__setattr__(self, "npg_step", float(f"{self.npg_step:.6g}"))
+        if self.delta is not None:
+            object.__setattr__(self, "delta", float(f"{self.delta:g}"))
+
+    def label(self) -> str:
+        if self.npg_step is not None:
+            base = f"npg@{self.npg_step:.6g}"
+        elif self.delta is not None:
+            base = f"trpo@delta={self.delta:g}"
+        else:
+            base = self.name
+        return base if self.fault is None else f"{base}+{self.fault}"
+
+    @classmethod
+    def parse(cls, label: str) -> Method:
+        """The Method whose :meth:`label` is ``label``; ValueError if none is."""
+        base, plus, fault = label.partition("+")
+        if plus and not fault:
+            raise ValueError(f"{label!r}: nothing after '+'")
+        extra: dict[str, Any] = {"fault": fault or None}
+        if base.startswith("npg@"):
+            method = cls("npg", npg_step=float(base.removeprefix("npg@")), **extra)
+        elif base.startswith("trpo@delta="):
+            method = cls("trpo", delta=float(base.removeprefix("trpo@delta=")), **extra)
+        else:
+            method = cls(base, **extra)
+        if method.label() != label:
+            raise ValueError(f"{label!r} is not a label this protocol writes "
+                             f"(it would be {method.label()!r})")
+        return method
+
+    def trainer(self, env_id: str) -> tuple[str, dict[str, Any]]:
+        """(algo, config overrides) this method trains with on ``env_id``."""
+        if self.npg_step is not None:
+            return "npg", {"step_size": self.npg_step}
+        if self.delta is not None:
+            return "trpo", {"delta": self.delta}
+        if self.name == "vine":
+            return "trpo", dict(TASKS[env_id].vine)
+        return self.name, {}
+
+
+def training(group: str, env_id: str, method: Method | str, seed: int, steps: int,
              fault: str | None = None) -> Job:
-    """The job training ``method`` on ``env_id``. ``group`` labels the job (it is part of the
-    cache key, so every claim naming the same group, task, method and seed shares one run)."""
-    algo, overrides = method_config(env_id, method)
+    """The job training ``method`` (a :class:`Method`, or its label) on ``env_id``, with
+    ``fault`` when given. ``group`` labels the job (it is part of the cache key, so every claim
+    naming the same group, task, method and seed shares one run)."""
+    method = Method.parse(method) if isinstance(method, str) else method
+    if fault is not None:
+        method = dataclasses.replace(method, fault=fault)
+    algo, overrides = method.trainer(env_id)
     kwargs: dict[str, Any] = {"env_id": env_id, "algo": algo, "seed": seed,
                               "total_steps": steps, "overrides": overrides}
-    if fault is not None:
-        kwargs["fault"] = fault
-    label = method if fault is None else f"{method}+{fault}"
-    return Job(group, env_id, label, seed, TRAIN_FN, kwargs)
+    if method.fault is not None:
+        kwargs["fault"] = method.fault
+    return Job(group, env_id, method.label(), seed, TRAIN_FN, kwargs)
+
+
+def npg(step: float, fault: str | None = None) -> Method:
+    """NPG at a fixed step size (the sweep's, or the sweep winner's)."""
+    return Method("npg", npg_step=step, fault=fault)
+
+
+def named(method: str, fault: str | None = None) -> Method:
+    """A Figure 4 method by name; "npg" needs its step, so use :func:`npg` for it."""
+    return Method(method, fault=fault)
 
 
 def figure4_jobs(tier: str, methods: Sequence[str] | None = None,
                  tasks: Sequence[str] | None = None) -> list[Job]:
     """The Figure 4 runs at ``tier`` (NPG excluded: its step comes from the sweep)."""
     b = budget(tier)
-    return [training("figure4", env, m, s, b.steps[env])
+    return [training("figure4", env, named(m), s, b.steps[env])
             for env in (tasks or b.tasks()) for m in b.task_methods(env)
             if m != "npg" and (methods is None or m in methods) for s in b.seeds]
 
 
 def npg_sweep_jobs(tier: str, tasks: Sequence[str] | None = None) -> list[Job]:
     b = budget(tier)
-    return [training("npg-sweep", env, f"npg@{step:.6g}", s,
+    return [training("npg-sweep", env, npg(step), s,
                      max(1, int(b.sweep_fraction * b.steps[env])))
             for env in (tasks or b.tasks()) if "npg" in b.task_methods(env)
             for step in NPG_STEPS for s in b.sweep_seeds]
@@ -165,7 +232,8 @@ def best_npg_step(tier: str, env_id: str) -> tuple[float, dict[str, float]]:
     jobs = npg_sweep_jobs(tier, [env_id])
     scores: dict[str, list[float]] = {}
     for job, result in zip(jobs, results(jobs), strict=True):
-        scores.setdefault(job.algo.removeprefix("npg@"), []).append(final_return(result))
+        scores.setdefault(f"{Method.parse(job.algo).npg_step:.6g}", []).append(
+            final_return(result))
     means = {step: float(np.mean(v)) for step, v in scores.items()}
     return float(max(means, key=lambda k: means[k])), means
 
@@ -177,8 +245,7 @@ def npg_jobs(tier: str, tasks: Sequence[str] | None = None) -> list[Job]:
     for env in (tasks or b.tasks()):
         if "npg" in b.task_methods(env):
             step, _ = best_npg_step(tier, env)
-            out += [training("figure4", env, f"npg@{step:.6g}", s, b.steps[env])
-                    for s in b.seeds]
+            out += [training("figure4", env, npg(step), s, b.steps[env]) for s in b.seeds]
     return out
 
 
@@ -187,7 +254,7 @@ def control_jobs(tier: str, method: str, fault: str,
     """A broken ``method`` (``fault``: see :mod:`claims.training_jobs`) on the tier's tasks that
     run it, at the same steps as the real runs, with the tier's control seeds."""
     b = budget(tier)
-    return [training("control", env, method, s, b.steps[env], fault)
+    return [training("control", env, named(method, fault), s, b.steps[env])
             for env in (tasks or b.tasks())
             if method in b.task_methods(env) or method.startswith("trpo")
             for s in b.control_seeds]
@@ -196,15 +263,60 @@ def control_jobs(tier: str, method: str, fault: str,
 def delta_jobs(tier: str) -> list[Job]:
     """The delta sweep's runs (delta 0.01 is the Figure 4 single-path run itself)."""
     b = budget(tier)
-    return [training("delta-sweep", env, f"trpo@delta={d:g}", s, b.steps[env])
+    return [training("delta-sweep", env, Method("trpo", delta=d), s, b.steps[env])
             for env in b.tasks() for d in DELTAS if d != 0.01 for s in b.delta_seeds]
 
 
 def delta_run(tier: str, env_id: str, delta: float, seed: int) -> Job:
     b = budget(tier)
     if delta == 0.01:
-        return training("figure4", env_id, "trpo", seed, b.steps[env_id])
-    return training("delta-sweep", env_id, f"trpo@delta={delta:g}", seed, b.steps[env_id])
+        return training("figure4", env_id, named("trpo"), seed, b.steps[env_id])
+    return training("delta-sweep", env_id, Method("trpo", delta=delta), seed, b.steps[env_id])
+
+
+# --- Atari (Table 1) ------------------------------------------------------------------------------
+
+ATARI_GAMES = ("BeamRider", "Breakout", "Enduro", "Pong", "Qbert", "Seaquest", "SpaceInvaders")
+ATARI_CONTROL_GAMES = ("Pong", "Breakout")
+
+
+@dataclass(frozen=True)
+class AtariBudget(ClaimBudget):
+    """One single-path TRPO run per game (Table 1's rows are single runs too)."""
+
+    games: tuple[str, ...]  # the games run (Table 1's names)
+    steps: int  # agent steps per game
+    steps_per_iter: int  # agent steps per TRPO batch
+    seed: int  # the runs' seed
+    control_games: tuple[str, ...]  # games of the negative control (flipped advantages)
+
+
+# the largest budget this 2-core machine gives seven games in a session: ~100 agent steps/s/core
+ATARI_BUDGETS: dict[str, AtariBudget | None] = {
+    "quick": None,
+    "standard": None,
+    "full": AtariBudget(games=ATARI_GAMES, steps=200_000, steps_per_iter=5_000, seed=0,
+                        control_games=ATARI_CONTROL_GAMES),
+}
+
+
+def atari_env_id(game: str) -> str:
+    return f"ALE/{game}-v5"
+
+
+def atari_jobs(tier: str, control: bool = False) -> list[Job]:
+    """One single-path TRPO run per game (the paper's Table 1 rows are single runs too)."""
+    budget = ATARI_BUDGETS[tier]
+    if budget is None:
+        return []
+    games = budget.control_games if control else budget.games
+    method = named("trpo", "flip_advantages" if control else None)
+    return [Job("atari", atari_env_id(game), method.label(), budget.seed, TRAIN_FN,
+                {"env_id": atari_env_id(game), "algo": "trpo", "seed": budget.seed,
+                 "total_steps": budget.steps,
+                 "overrides": {"steps_per_iter": budget.steps_per_iter}}
+                | ({"fault": method.fault} if method.fault else {}))
+            for game in games]
 
 
 CONTROLS: tuple[tuple[str, str], ...] = (
@@ -225,12 +337,8 @@ def stages(tier: str) -> list[Callable[[], list[Job]]]:
                     for job in control_jobs(tier, method, fault)]
         return npg_jobs(tier, npg_tasks) + npg_control_jobs(tier) + controls + delta_jobs(tier)
 
-    def atari_runs() -> list[Job]:
-        from claims.empirical.atari import atari_jobs  # it builds on this module
-
-        return atari_jobs(tier) + atari_jobs(tier, control=True)
-
-    return [lambda: figure4_jobs(tier) + npg_sweep_jobs(tier), second, atari_runs]
+    return [lambda: figure4_jobs(tier) + npg_sweep_jobs(tier), second,
+            lambda: atari_jobs(tier) + atari_jobs(tier, control=True)]
 
 
 def npg_control_jobs(tier: str) -> list[Job]:
@@ -240,8 +348,8 @@ def npg_control_jobs(tier: str) -> list[Job]:
     for env in b.tasks():
         if "npg" in b.task_methods(env):
             step, _ = best_npg_step(tier, env)
-            out += [training("control", env, f"npg@{step:.6g}", s, b.steps[env],
-                             "flip_advantages") for s in b.control_seeds]
+            out += [training("control", env, npg(step, "flip_advantages"), s, b.steps[env])
+                    for s in b.control_seeds]
     return out
 
 
@@ -280,13 +388,9 @@ def runs(tier: str, method: str, tasks: Sequence[str], fault: str | None = None)
     b = budget(tier)
     out = []
     for env in tasks:
-        name = method
-        if method == "npg":
-            step, _ = best_npg_step(tier, env)
-            name = f"npg@{step:.6g}"
+        spec = npg(best_npg_step(tier, env)[0], fault) if method == "npg" else named(method, fault)
         if fault is None:
-            out += [training("figure4", env, name, s, b.steps[env]) for s in b.seeds]
+            out += [training("figure4", env, spec, s, b.steps[env]) for s in b.seeds]
         else:
-            out += [training("control", env, name, s, b.steps[env], fault)
-                    for s in b.control_seeds]
+            out += [training("control", env, spec, s, b.steps[env]) for s in b.control_seeds]
     return out

@@ -23,6 +23,7 @@ from claims.empirical.common import (
     ALPHA,
     N_RESAMPLES,
     EmpiricalClaim,
+    TrainingsBudget,
     judge,
     tier_budgets,
     worst_of,
@@ -63,7 +64,7 @@ def _iqms(runs: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, dict[str, f
 
 
 @register
-class Figure4Ranking(EmpiricalClaim):
+class Figure4Ranking(EmpiricalClaim[TrainingsBudget]):
     id = "empirical.figure4_ranking"
     title = "Figure 4's ranking per task: the measured order agrees with the paper's"
     statement = ("Section 8 / Figure 4 order the methods per task: TRPO (single path and vine) "
@@ -89,7 +90,7 @@ class Figure4Ranking(EmpiricalClaim):
         description="SUPPORTED when the whole 95% interval of every task's tau is above 0 "
                     "(more of the paper's ordered pairs agree than disagree), REFUTED when "
                     "some task's whole interval is <= 0.")
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = tier_budgets(
+    budgets: ClassVar[dict[str, TrainingsBudget | None]] = tier_budgets(
         lambda tier: [t for t in protocol.budget(tier).tasks() if scored_pairs(tier, t)])
     comparison = Comparison(statistic="Kendall's tau per task", better="higher", margin=0.1)
     deviations = (*COMMON_DEVIATIONS,

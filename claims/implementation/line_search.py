@@ -25,6 +25,7 @@ implementation offers ``snapshot``, the fraction of the full step applied, seen 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,6 +35,7 @@ from claims.implementation.sequence import (
     STEP_BUDGETS,
     STEP_PROTOCOL,
     CellSpec,
+    StepBudget,
     StepSequenceClaim,
     UpdateRecord,
     crash_note,
@@ -51,15 +53,34 @@ OVERFLOW_DELTA = 1e8
 REFERENCE_MAX_DELTA = 0.03
 COS_MIN = 0.9  # impl.ls_direction: an accepted step's cosine with the natural step
 SHORTENED = 0.9  # a length ratio below this: the line search shortened the step
-LS_BUDGETS: dict[str, dict[str, Any] | None] = {
-    "quick": STEP_BUDGETS["quick"] | {"ladder": [0.03, 0.1, 1.0, 10.0, 100.0, OVERFLOW_DELTA],
-                                      "ladder_updates": 10, "probe_updates": 10},
-    "standard": STEP_BUDGETS["standard"] | {
-        "ladder": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, OVERFLOW_DELTA],
-        "ladder_updates": 10, "probe_updates": 20},
-    "full": STEP_BUDGETS["full"] | {
-        "ladder": [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, OVERFLOW_DELTA],
-        "ladder_updates": 20, "probe_updates": 20},
+
+
+@dataclass(frozen=True)
+class LineSearchBudget(StepBudget):
+    """The step protocol's cells, plus the ladder of KL bounds that stresses the line search."""
+
+    ladder: tuple[float, ...]  # KL bounds of the real batch's rungs (top: full step overflows)
+    ladder_updates: int  # updates per ladder rung
+    probe_updates: int  # updates per probe cell (the probe delta on each probe batch)
+
+
+def _with_ladder(step_budget: StepBudget | None, ladder: list[float], ladder_updates: int,
+                 probe_updates: int) -> LineSearchBudget:
+    assert step_budget is not None
+    return LineSearchBudget(**{f.name: getattr(step_budget, f.name) for f in fields(StepBudget)},
+                            ladder=ladder, ladder_updates=ladder_updates,
+                            probe_updates=probe_updates)
+
+
+LS_BUDGETS: dict[str, LineSearchBudget | None] = {
+    "quick": _with_ladder(STEP_BUDGETS["quick"], [0.03, 0.1, 1.0, 10.0, 100.0, OVERFLOW_DELTA],
+                          ladder_updates=10, probe_updates=10),
+    "standard": _with_ladder(
+        STEP_BUDGETS["standard"], [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, OVERFLOW_DELTA],
+        ladder_updates=10, probe_updates=20),
+    "full": _with_ladder(
+        STEP_BUDGETS["full"], [0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, OVERFLOW_DELTA],
+        ladder_updates=20, probe_updates=20),
 }
 LS_PROTOCOL = STEP_PROTOCOL.format(delta="delta") + (
     " The cells: the real batch at every delta of the tier's `ladder` (`ladder_updates` "
@@ -72,15 +93,15 @@ LS_PROTOCOL = STEP_PROTOCOL.format(delta="delta") + (
     "100 and the two steps compared in Fisher coordinates of the action distributions.")
 
 
-def line_search_plan(budget: dict[str, Any], seed: int) -> list[CellSpec]:
+def line_search_plan(budget: LineSearchBudget, seed: int) -> list[CellSpec]:
     """The probes at delta 0.01, then the ladder on the real batch."""
     probes = [spec for kind in ("sharpen", "broaden")
               for spec in plan_cells(budget, seed, (PROBE_DELTA,), kind, True,
-                                     budget["probe_updates"])]
+                                     budget.probe_updates)]
     ladder = [CellSpec(s.env_id, s.steps, s.seed, s.warmup, s.updates, s.delta, s.batch,
                        s.delta <= REFERENCE_MAX_DELTA)
-              for s in plan_cells(budget, seed, tuple(budget["ladder"]),
-                                  updates=budget["ladder_updates"])]
+              for s in plan_cells(budget, seed, tuple(budget.ladder),
+                                  updates=budget.ladder_updates)]
     return probes + ladder
 
 
@@ -115,11 +136,11 @@ def acted(records: list[UpdateRecord]) -> int:
 class LineSearchClaim(StepSequenceClaim):
     """A claim judged on :func:`line_search_plan`'s cells."""
 
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = LS_BUDGETS
+    budgets: ClassVar[dict[str, LineSearchBudget | None]] = LS_BUDGETS
     protocol = LS_PROTOCOL
     source = "TRPO Appendix C (line search)"
 
-    def plan(self, budget: dict[str, Any], seed: int) -> list[CellSpec]:
+    def plan(self, budget: LineSearchBudget, seed: int) -> list[CellSpec]:  # type: ignore[override]
         return line_search_plan(budget, seed)
 
     def violations(self, evidence: Evidence) -> dict[str, int]:

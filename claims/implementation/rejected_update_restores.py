@@ -13,7 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from claims.core import Comparison, DecisionRule, Evidence, Verdict
-from claims.implementation.line_search import LS_BUDGETS, LS_PROTOCOL, line_search_plan
+from claims.implementation.line_search import (
+    LS_BUDGETS,
+    LS_PROTOCOL,
+    LineSearchBudget,
+    line_search_plan,
+)
 from claims.implementation.sequence import (
     CellSpec,
     StepSequenceClaim,
@@ -58,7 +63,7 @@ class RejectedUpdateRestores(StepSequenceClaim):
     comparison = Comparison(statistic="such updates per (task, seed, delta)", better="lower",
                             margin=0.5)
 
-    def plan(self, budget: dict[str, Any], seed: int) -> list[CellSpec]:
+    def plan(self, budget: LineSearchBudget, seed: int) -> list[CellSpec]:  # type: ignore[override]
         # the ladder's rungs 1, 10 and 100 on the real batch (shared with the line-search
         # claims): the deltas declared for this claim before the ladder existed
         return [s for s in line_search_plan(budget, seed)

@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from claims.core import Claim, Evidence, Kind
+from claims.core import Budget, Claim, Evidence, Kind
 from claims.forks import active_bug, bugs_suspended, seeded_bug
 from claims.impl import (
     REFERENCE_SPEC,
@@ -373,14 +373,13 @@ def cells(target: UnderTest, plan: list[CellSpec]) -> dict[CellSpec, Cell]:
     return out
 
 
-def plan_cells(budget: dict[str, Any], seed: int, deltas: tuple[float, ...],
+def plan_cells(budget: StepBudget, seed: int, deltas: tuple[float, ...],
                batch: str = "real", reference: bool = False,
                updates: int | None = None) -> list[CellSpec]:
-    """The cells of a claim's ``budget`` (keys tasks [[env_id, steps], ...], seeds, warmup,
-    updates) at each of ``deltas`` on ``batch``."""
-    return [CellSpec(env_id, steps, seed + s, budget["warmup"],
-                     updates or budget["updates"], delta, batch, reference)
-            for delta in deltas for env_id, steps in budget["tasks"] for s in budget["seeds"]]
+    """The cells of a claim's ``budget`` at each of ``deltas`` on ``batch``."""
+    return [CellSpec(env_id, steps, seed + s, budget.warmup,
+                     updates or budget.updates, delta, batch, reference)
+            for delta in deltas for env_id, steps in budget.tasks for s in budget.seeds]
 
 
 RECORD_FIELDS = ("kl_mean", "kl_max", "surrogate_gain", "unchanged", "direction_cos",
@@ -436,15 +435,25 @@ def crash_summary(runs: dict[str, Cell]) -> list[str]:
 
 # --- claims judged on the step protocol ------------------------------------------------------
 
-STEP_BUDGETS: dict[str, dict[str, Any] | None] = {
-    "quick": {"tasks": [["CartPole-v1", 1000], ["Hopper-v5", 1000]], "seeds": [0, 1],
-              "warmup": 2, "updates": 20},
-    "standard": {"tasks": [["CartPole-v1", 2000], ["Hopper-v5", 5000], ["Swimmer-v5", 5000],
-                           ["Walker2d-v5", 5000]], "seeds": [0, 1, 2], "warmup": 5,
-                 "updates": 20},
-    "full": {"tasks": [["CartPole-v1", 5000], ["Hopper-v5", 10000], ["Swimmer-v5", 10000],
-                       ["Walker2d-v5", 10000]], "seeds": [0, 1, 2, 3, 4], "warmup": 10,
-             "updates": 20},
+@dataclass(frozen=True)
+class StepBudget(Budget):
+    """The step protocol's cells: per (task, seed), ``updates`` updates on a warmed-up batch."""
+
+    tasks: tuple[tuple[str, int], ...]  # (env id, env steps of the batch) per task
+    seeds: tuple[int, ...]  # seeds (offset by the run's seed)
+    warmup: int  # clean trpo_ref training iterations that make the batch
+    updates: int  # consecutive updates per cell
+
+
+STEP_BUDGETS: dict[str, StepBudget | None] = {
+    "quick": StepBudget(tasks=[["CartPole-v1", 1000], ["Hopper-v5", 1000]], seeds=[0, 1],
+                        warmup=2, updates=20),
+    "standard": StepBudget(tasks=[["CartPole-v1", 2000], ["Hopper-v5", 5000],
+                                  ["Swimmer-v5", 5000], ["Walker2d-v5", 5000]],
+                           seeds=[0, 1, 2], warmup=5, updates=20),
+    "full": StepBudget(tasks=[["CartPole-v1", 5000], ["Hopper-v5", 10000],
+                              ["Swimmer-v5", 10000], ["Walker2d-v5", 10000]],
+                       seeds=[0, 1, 2, 3, 4], warmup=10, updates=20),
 }
 STEP_PROTOCOL = (
     "For each task and seed: a clean trpo_ref training of `warmup` iterations gives a real batch "
@@ -458,22 +467,22 @@ STEP_PROTOCOL = (
     "as a recorded crash (update, error, and the state it left), and the other cells run.")
 
 
-class StepSequenceClaim(Claim):
+class StepSequenceClaim(Claim[StepBudget]):
     """A claim judged on :func:`cells` at one or more KL bounds; the negative control is
     the reference with the seeded bug :attr:`control_bug` (:mod:`claims.forks`)."""
 
     kind = Kind.EXACT
     requires: ClassVar[frozenset[str] | None] = frozenset({"step"})
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = STEP_BUDGETS
+    budgets: ClassVar[dict[str, StepBudget | None]] = STEP_BUDGETS
     deltas: ClassVar[tuple[float, ...]] = (0.01,)
     control_bug: ClassVar[str]
 
-    def plan(self, budget: dict[str, Any], seed: int) -> list[CellSpec]:
+    def plan(self, budget: StepBudget, seed: int) -> list[CellSpec]:
         """The cells this claim judges (default: the real batch at each of :attr:`deltas`)."""
         return plan_cells(budget, seed, self.deltas)
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier) or {}
+        budget = self.tier_budget(tier)
         target = UnderTest(REFERENCE_SPEC) if control else under_test()
         plan = self.plan(budget, seed)
         with_delta = len({(s.delta, s.batch) for s in plan}) > 1
@@ -481,7 +490,7 @@ class StepSequenceClaim(Claim):
             runs = {spec.key(with_delta): cell for spec, cell in cells(target, plan).items()}
         config = {"impl": target.spec, "deltas": sorted({s.delta for s in plan}),
                   "seed": seed, "call_timeout_s": worker.call_timeout_s(),
-                  "isolation": worker.isolation()} | budget
+                  "isolation": worker.isolation()} | budget.to_json()
         if control:
             config["seeded_bug"] = self.control_bug
         evidence = Evidence(self.id, tier, control, config, records_json(runs))

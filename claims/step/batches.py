@@ -48,6 +48,7 @@ import torch
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Normal, kl_divergence
 
+from claims.core import Budget
 from trpo_ref.deep.normalize import RunningObsNormalizer
 from trpo_ref.deep.policies import DiagGaussianMLP, DistParams, Policy
 from trpo_ref.deep.step import (
@@ -86,11 +87,31 @@ TIER_TASKS: dict[str, list[list[Any]]] = {
     "full": [["CartPole-v1", 5000], ["InvertedPendulum-v5", 5000], ["Hopper-v5", 10000],
              ["Swimmer-v5", 10000], ["Walker2d-v5", 10000]],
 }
+
+
+@dataclass(frozen=True)
+class TrainingBudget(Budget):
+    """Short training runs for the step claims measured along training."""
+
+    tasks: tuple[tuple[str, int], ...]  # (env id, env steps per batch) per task
+    n_iters: int  # training iterations measured per run
+    seeds: tuple[int, ...]  # training seeds (offset by the run's seed)
+
+
+@dataclass(frozen=True)
+class WarmupBudget(Budget):
+    """One policy per (task, seed), trained ``warmup_iters`` iterations, then probed."""
+
+    tasks: tuple[tuple[str, int], ...]  # (env id, env steps per batch) per task
+    warmup_iters: int  # training iterations before the probe
+    seeds: tuple[int, ...]  # training seeds (offset by the run's seed)
+
+
 # Short training runs (iterations and seeds per tier) for claims measured along training.
-TRAINING_BUDGETS: dict[str, dict[str, Any]] = {
-    "quick": {"tasks": TIER_TASKS["quick"], "n_iters": 10, "seeds": [0]},
-    "standard": {"tasks": TIER_TASKS["standard"], "n_iters": 15, "seeds": [0, 1]},
-    "full": {"tasks": TIER_TASKS["full"], "n_iters": 30, "seeds": [0, 1, 2]},
+TRAINING_BUDGETS: dict[str, TrainingBudget] = {
+    "quick": TrainingBudget(tasks=TIER_TASKS["quick"], n_iters=10, seeds=[0]),
+    "standard": TrainingBudget(tasks=TIER_TASKS["standard"], n_iters=15, seeds=[0, 1]),
+    "full": TrainingBudget(tasks=TIER_TASKS["full"], n_iters=30, seeds=[0, 1, 2]),
 }
 
 

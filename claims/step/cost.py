@@ -16,12 +16,22 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
+from claims.core import (
+    Budget,
+    Claim,
+    Comparison,
+    DecisionRule,
+    Evidence,
+    Kind,
+    Verdict,
+    per_example,
+)
 from claims.registry import register
 from claims.stats import bootstrap_ci
 from claims.step.batches import task_config, trained_batch
@@ -133,8 +143,19 @@ def median_ratio(numerator: np.ndarray, denominator: np.ndarray) -> float:
     return float(np.median(np.asarray(numerator) / np.asarray(denominator)))
 
 
+@dataclass(frozen=True)
+class CostBudget(Budget):
+    """step.appendix_c_cost: timed steps on one task's warmed-up batch."""
+
+    env_id: str  # the task timed
+    batch_states: int  # states in the batch (env steps per iteration)
+    warmup_iters: int  # training iterations before timing
+    repeats: int  # timed repetitions (each: one gradient, one full step)
+    n_resamples: int  # bootstrap resamples of the median ratio's interval
+
+
 @register
-class AppendixCCost(Claim):
+class AppendixCCost(Claim[CostBudget]):
     id = "step.appendix_c_cost"
     comparison = Comparison(
         statistic="time(natural step after g) / time(gradient) per repeat",
@@ -173,13 +194,13 @@ class AppendixCCost(Claim):
             "measuring; timings are machine-dependent (machine info in the config)."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {"env_id": "Hopper-v5", "batch_states": 5_000, "warmup_iters": 1,
-                  "repeats": 15, "n_resamples": 2000},
-        "standard": {"env_id": "Hopper-v5", "batch_states": 25_000, "warmup_iters": 2,
-                     "repeats": 21, "n_resamples": 2000},
-        "full": {"env_id": "Hopper-v5", "batch_states": 50_000, "warmup_iters": 5,
-                 "repeats": 31, "n_resamples": 2000},
+    budgets: ClassVar[dict[str, CostBudget | None]] = {
+        "quick": CostBudget(env_id="Hopper-v5", batch_states=5_000, warmup_iters=1,
+                            repeats=15, n_resamples=2000),
+        "standard": CostBudget(env_id="Hopper-v5", batch_states=25_000, warmup_iters=2,
+                               repeats=21, n_resamples=2000),
+        "full": CostBudget(env_id="Hopper-v5", batch_states=50_000, warmup_iters=5,
+                           repeats=31, n_resamples=2000),
     }
 
     def run(
@@ -190,22 +211,21 @@ class AppendixCCost(Claim):
         seed: int = 0,
         step_fn: NaturalStepFn = natural_step,
     ) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         fraction = 1.0 if control else 0.1
         subsamples = (0.1, 1.0)  # both measured in either run; ``fraction``'s is judged
         with torch_threads(1):
-            config = task_config(budget["env_id"], budget["batch_states"], seed)
-            item = trained_batch(config, budget["warmup_iters"])
+            config = task_config(budget.env_id, budget.batch_states, seed)
+            item = trained_batch(config, budget.warmup_iters)
             machine = machine_info()
             times = time_step_parts(
-                item.policy, item.batch, subsamples, budget["repeats"], seed, step_fn
+                item.policy, item.batch, subsamples, budget.repeats, seed, step_fn
             )
         grad = np.asarray(times["gradient"])
         judged = np.asarray(times[f"step_{fraction:g}"])
         ratios = judged / grad
         ci = bootstrap_ci(ratios, np.median, alpha=self.rule.alpha or 0.05,
-                          n_resamples=budget["n_resamples"], seed=seed)
+                          n_resamples=budget.n_resamples, seed=seed)
         ls = np.asarray(times["line_search"])
         data = {k: [float(x) for x in v] for k, v in times.items()}
         data["ratio"] = ratios.tolist()
@@ -222,7 +242,7 @@ class AppendixCCost(Claim):
         }
         evidence_config = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "fvp_subsample": fraction,
             "batch_size": len(item.batch),
             "fvp_states": math.ceil(fraction * len(item.batch)),

@@ -14,13 +14,23 @@ negative control swaps in a small broken variant defined here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
+from claims.core import (
+    Budget,
+    Claim,
+    Comparison,
+    DecisionRule,
+    Evidence,
+    Kind,
+    Verdict,
+    per_example,
+)
 from claims.registry import register
 from claims.stats import bootstrap_ci, leave_one_out_terms, norm_of_mean
 from claims.step.batches import task_config, trained_batch
@@ -157,8 +167,31 @@ def fvp_and_cg_errors(
     }
 
 
+@dataclass(frozen=True)
+class FVPBudget(Budget):
+    """step.fvp_exact: small policies on which the FVP is checked against the exact matrix."""
+
+    n_vectors: int  # random vectors v per case
+    n_obs: int  # observations per case
+    damping: float  # damping added to both products
+    cases: tuple[Mapping[str, Any], ...]  # policies: family, obs source, sizes, param scale
+
+
+@dataclass(frozen=True)
+class FisherBudget(Budget):
+    """step.fisher_unbiased and step.fisher_variance: replicated batches from a fixed policy."""
+
+    envs: tuple[str, ...]  # tasks
+    steps_per_iter: int  # env steps per training batch (the reference state set's size)
+    warmup_iters: int  # training iterations before the policy is held fixed
+    batch_states: int  # states drawn (with replacement) per replicate
+    replicates: int  # independent replicated batches
+    n_directions: int  # random unit directions v_k
+    n_resamples: int  # bootstrap resamples
+
+
 @register
-class FvpExact(Claim):
+class FvpExact(Claim[FVPBudget]):
     id = "step.fvp_exact"
     comparison = Comparison(
         statistic="relative error of FVP and CG, per (case, direction)",
@@ -200,12 +233,12 @@ class FvpExact(Claim):
             "(logged), ~1e-11; 1e-8 leaves a margin of >= 1000 while a wrong matrix is O(1) off."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "n_vectors": 3,
-            "n_obs": 64,
-            "damping": 0.1,
-            "cases": [
+    budgets: ClassVar[dict[str, FVPBudget | None]] = {
+        "quick": FVPBudget(
+            n_vectors=3,
+            n_obs=64,
+            damping=0.1,
+            cases=[
                 {"family": "gaussian", "obs": "Hopper-v5", "n_out": 3, "hidden": [4],
                  "param_scale": 0.5},
                 {"family": "gaussian", "obs": "random", "obs_dim": 3, "n_out": 2,
@@ -215,12 +248,12 @@ class FvpExact(Claim):
                 {"family": "categorical", "obs": "random", "obs_dim": 3, "n_out": 4,
                  "hidden": [3, 3], "param_scale": 0.5},
             ],
-        },
-        "standard": {
-            "n_vectors": 10,
-            "n_obs": 256,
-            "damping": 0.1,
-            "cases": [
+        ),
+        "standard": FVPBudget(
+            n_vectors=10,
+            n_obs=256,
+            damping=0.1,
+            cases=[
                 {"family": "gaussian", "obs": env, "n_out": n_out, "hidden": hidden,
                  "param_scale": 0.5}
                 for env, n_out in (("Hopper-v5", 3), ("InvertedPendulum-v5", 1))
@@ -234,12 +267,12 @@ class FvpExact(Claim):
                  "param_scale": 1.0}
                 for family in ("gaussian", "categorical")
             ],
-        },
-        "full": {
-            "n_vectors": 20,
-            "n_obs": 1024,
-            "damping": 0.1,
-            "cases": [
+        ),
+        "full": FVPBudget(
+            n_vectors=20,
+            n_obs=1024,
+            damping=0.1,
+            cases=[
                 {"family": "gaussian", "obs": env, "n_out": n_out, "hidden": hidden,
                  "param_scale": scale}
                 for env, n_out in (("Hopper-v5", 3), ("Walker2d-v5", 6), ("Swimmer-v5", 2))
@@ -251,7 +284,7 @@ class FvpExact(Claim):
                 for hidden in ([6], [8, 6])
                 for scale in (0.5, 1.0)
             ],
-        },
+        ),
     }
 
     def run(
@@ -262,28 +295,27 @@ class FvpExact(Claim):
         seed: int = 0,
         fvp_fn: FvpFactory | None = None,
     ) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         if fvp_fn is None:
             fvp_fn = _fvp_bug_live_old if control else _reference_fvp
         rows = []
         with torch_threads(1):
-            for i, case in enumerate(budget["cases"]):
+            for i, case in enumerate(budget.cases):
                 case_seed = seed * 1000 + i
                 if case["obs"] == "random":
                     rng = np.random.default_rng([seed, 71, i])
-                    obs_np = rng.standard_normal((budget["n_obs"], case["obs_dim"]))
+                    obs_np = rng.standard_normal((budget.n_obs, case["obs_dim"]))
                 else:
-                    obs_np = _real_observations(case["obs"], budget["n_obs"], case_seed)
+                    obs_np = _real_observations(case["obs"], budget.n_obs, case_seed)
                 obs = torch.as_tensor(obs_np)
                 policy = _small_policy(case, obs.shape[1], case_seed)
                 result = fvp_and_cg_errors(
-                    policy, obs, budget["damping"], budget["n_vectors"], fvp_fn, case_seed
+                    policy, obs, budget.damping, budget.n_vectors, fvp_fn, case_seed
                 )
                 rows.append({"case": _case_name(case), **result})
         config = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "fvp": "control bug: KL against the live policy (pi_old not detached)" if control
             else getattr(fvp_fn, "__qualname__", repr(fvp_fn)),
             "cg": "step.conjugate_gradient, iters = P, residual_tol = (1e-14 |b|)^2",
@@ -384,7 +416,7 @@ def _analytic_bug_sampled_kl(
 
 
 def replicate_fisher_products(
-    budget: dict[str, Any],
+    budget: FisherBudget,
     env_id: str,
     seed: int,
     estimators: dict[str, FisherEstimator],
@@ -398,17 +430,17 @@ def replicate_fisher_products(
     with replacement from S, actions drawn from pi_old; every estimator sees the same states
     and actions. Returns the flattened estimates X[name] (R, K * P) and the target (K * P,).
     """
-    config = task_config(env_id, budget["steps_per_iter"], seed)
-    item = trained_batch(config, budget["warmup_iters"])
+    config = task_config(env_id, budget.steps_per_iter, seed)
+    item = trained_batch(config, budget.warmup_iters)
     policy, ref_obs = item.policy, item.batch.obs
     n_params = step.get_flat_params(policy).numel()
     gen = torch.Generator().manual_seed(seed * 7919 + 17)
-    directions = torch.randn(budget["n_directions"], n_params, generator=gen, dtype=torch.float64)
+    directions = torch.randn(budget.n_directions, n_params, generator=gen, dtype=torch.float64)
     directions /= directions.norm(dim=1, keepdim=True)
     target = analytic_fisher_products(policy, ref_obs, ref_obs, directions).reshape(-1)
     estimates: dict[str, list[torch.Tensor]] = {name: [] for name in estimators}
-    for _ in range(budget["replicates"]):
-        index = torch.randint(len(ref_obs), (budget["batch_states"],), generator=gen)
+    for _ in range(budget.replicates):
+        index = torch.randint(len(ref_obs), (budget.batch_states,), generator=gen)
         obs = ref_obs[index]
         act = policy.sample(obs, gen)
         for name, estimate in estimators.items():
@@ -470,15 +502,15 @@ def _bootstrap(stat: Callable, r: int, alpha: float, n_resamples: int, seed: int
                         seed=seed)
 
 
-_FISHER_BUDGETS: dict[str, dict[str, Any] | None] = {
-    "quick": {"envs": ["Hopper-v5"], "steps_per_iter": 2000, "warmup_iters": 2,
-              "batch_states": 500, "replicates": 200, "n_directions": 2, "n_resamples": 1000},
-    "standard": {"envs": ["Hopper-v5", "Walker2d-v5"], "steps_per_iter": 5000,
-                 "warmup_iters": 5, "batch_states": 1000, "replicates": 1000,
-                 "n_directions": 4, "n_resamples": 2000},
-    "full": {"envs": ["Hopper-v5", "Walker2d-v5", "Swimmer-v5"], "steps_per_iter": 20000,
-             "warmup_iters": 20, "batch_states": 2000, "replicates": 2000,
-             "n_directions": 2, "n_resamples": 2000},
+_FISHER_BUDGETS: dict[str, FisherBudget | None] = {
+    "quick": FisherBudget(envs=["Hopper-v5"], steps_per_iter=2000, warmup_iters=2,
+                          batch_states=500, replicates=200, n_directions=2, n_resamples=1000),
+    "standard": FisherBudget(envs=["Hopper-v5", "Walker2d-v5"], steps_per_iter=5000,
+                             warmup_iters=5, batch_states=1000, replicates=1000,
+                             n_directions=4, n_resamples=2000),
+    "full": FisherBudget(envs=["Hopper-v5", "Walker2d-v5", "Swimmer-v5"], steps_per_iter=20000,
+                         warmup_iters=20, batch_states=2000, replicates=2000,
+                         n_directions=2, n_resamples=2000),
 }
 
 _FISHER_PROTOCOL = (
@@ -493,14 +525,14 @@ _FISHER_PROTOCOL = (
 )
 
 
-def _fisher_config(budget: dict[str, Any], seed: int, control: bool, estimators: str) -> dict:
-    return {"seed": seed, **budget, "alpha": 0.05, "estimators": estimators,
+def _fisher_config(budget: FisherBudget, seed: int, control: bool, estimators: str) -> dict:
+    return {"seed": seed, **budget.to_json(), "alpha": 0.05, "estimators": estimators,
             "control": control, "policy": "64x64 tanh Gaussian (TRPOConfig defaults)",
             "torch_threads": 1}
 
 
 @register
-class FisherUnbiased(Claim):
+class FisherUnbiased(Claim[FisherBudget]):
     id = "step.fisher_unbiased"
     comparison = Comparison(
         statistic="|E F_emp v - F v| / |F v| per task",
@@ -540,7 +572,7 @@ class FisherUnbiased(Claim):
             "biased Fisher (wrong actions, a lost factor) is off by tens of percent."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _FISHER_BUDGETS
+    budgets: ClassVar[dict[str, FisherBudget | None]] = _FISHER_BUDGETS
 
     def run(
         self,
@@ -550,11 +582,10 @@ class FisherUnbiased(Claim):
         seed: int = 0,
         estimator: FisherEstimator | None = None,
     ) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         tasks = []
         with torch_threads(1):
-            for env_id in budget["envs"]:
+            for env_id in budget.envs:
                 est = estimator
                 if est is None and control:
                     env = make_env(env_id)
@@ -582,7 +613,7 @@ class FisherUnbiased(Claim):
         return Evidence(self.id, tier, control, config, {"tasks": tasks}, summary)
 
     @staticmethod
-    def _task(budget: dict[str, Any], env_id: str, res: dict[str, Any], seed: int) -> dict:
+    def _task(budget: FisherBudget, env_id: str, res: dict[str, Any], seed: int) -> dict:
         x, target = res["X"]["empirical"], res["target"]
         d, _ = relative_error_of_mean(x, target)
         r = x.shape[0]
@@ -639,7 +670,7 @@ def _rejudged(task: dict[str, Any], alpha: float) -> dict[str, Any]:
 
 
 @register
-class FisherVariance(Claim):
+class FisherVariance(Claim[FisherBudget]):
     id = "step.fisher_variance"
     comparison = Comparison(
         statistic="trace Cov(empirical F v) / trace Cov(analytic F v) per task",
@@ -675,7 +706,7 @@ class FisherVariance(Claim):
             "size asked); the paired interval accounts for the finite number of replicates."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _FISHER_BUDGETS
+    budgets: ClassVar[dict[str, FisherBudget | None]] = _FISHER_BUDGETS
 
     def run(
         self,
@@ -685,20 +716,19 @@ class FisherVariance(Claim):
         seed: int = 0,
         analytic: FisherEstimator | None = None,
     ) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         if analytic is None:
             analytic = _analytic_bug_sampled_kl if control else analytic_fisher_products
         tasks = []
         with torch_threads(1):
-            for env_id in budget["envs"]:
+            for env_id in budget.envs:
                 res = replicate_fisher_products(
                     budget, env_id, seed,
                     {"empirical": empirical_fisher_products, "analytic": analytic},
                 )
                 x, y = res["X"]["empirical"], res["X"]["analytic"]
                 sx, sy, stat = variance_ratio(x, y)
-                ci = _bootstrap(stat, x.shape[0], 0.05, budget["n_resamples"], seed)
+                ci = _bootstrap(stat, x.shape[0], 0.05, budget.n_resamples, seed)
                 tasks.append({
                     "env_id": env_id,
                     "sq_dev_empirical": sx.tolist(),

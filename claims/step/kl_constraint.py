@@ -20,6 +20,7 @@ from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.step.batches import (
     TRAINING_BUDGETS,
+    TrainingBudget,
     UpdateFn,
     config_dict,
     frozen_dist_params,
@@ -75,7 +76,7 @@ def kl_ratios_along_training(
 
 
 @register
-class KLConstraintHolds(Claim):
+class KLConstraintHolds(Claim[TrainingBudget]):
     id = "step.kl_constraint"
     comparison = Comparison(
         statistic="mean KL / delta per accepted step",
@@ -115,15 +116,14 @@ class KLConstraintHolds(Claim):
             "orders of magnitude larger."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = dict(TRAINING_BUDGETS)
+    budgets: ClassVar[dict[str, TrainingBudget | None]] = dict(TRAINING_BUDGETS)
 
     def run(
         self, tier: str, *, control: bool = False, seed: int = 0, update_fn: UpdateFn | None = None
     ) -> Evidence:
         """``update_fn`` overrides the update under test (default step.update; the control's
         bug when ``control``). ``seed`` offsets the budget's seeds."""
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         if update_fn is None:
             update_fn = _update_bug_surrogate_only_line_search if control else trpo_update
         start = time.perf_counter()
@@ -131,11 +131,11 @@ class KLConstraintHolds(Claim):
                                       "kl_over_delta": [], "return": []}
         configs = []
         with torch_threads(1):
-            for env_id, steps in budget["tasks"]:
-                for run_seed in budget["seeds"]:
+            for env_id, steps in budget.tasks:
+                for run_seed in budget.seeds:
                     config = task_config(env_id, steps, seed + run_seed)
                     configs.append(config_dict(config))
-                    out = kl_ratios_along_training(config, budget["n_iters"], update_fn)
+                    out = kl_ratios_along_training(config, budget.n_iters, update_fn)
                     n = len(out["accepted"])
                     rows["task"] += [env_id] * n
                     rows["seed"] += [seed + run_seed] * n
@@ -144,7 +144,7 @@ class KLConstraintHolds(Claim):
                         rows[key] += out[key]
         config_out = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "update": getattr(update_fn, "__qualname__", repr(update_fn)),
             "kl": "mean over the batch of torch.distributions KL(pi_old || pi_new), summed "
                   "over action dims",

@@ -21,6 +21,7 @@ from claims.registry import register
 from claims.step.batches import (
     TRAINING_BUDGETS,
     FvpFactory,
+    TrainingBudget,
     UpdateFn,
     config_dict,
     frozen_dist_params,
@@ -89,7 +90,7 @@ def full_step_kl_along_training(
 
 
 @register
-class QuadraticKLModel(Claim):
+class QuadraticKLModel(Claim[TrainingBudget]):
     id = "step.kl_quadratic"
     comparison = Comparison(
         statistic="|log2(KL at the full step / delta)| per step",
@@ -131,7 +132,7 @@ class QuadraticKLModel(Claim):
             "on typical steps would make the search (not beta) set the step size."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = dict(TRAINING_BUDGETS)
+    budgets: ClassVar[dict[str, TrainingBudget | None]] = dict(TRAINING_BUDGETS)
 
     def run(
         self, tier: str, *, control: bool = False, seed: int = 0,
@@ -140,8 +141,7 @@ class QuadraticKLModel(Claim):
         """``fvp_fn`` overrides the Fisher-vector product under test (default
         step.fisher_vector_product_fn; the control's bug when ``control``); ``update_fn``
         advances training between measurements (the same in real and control runs)."""
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         if fvp_fn is None:
             fvp_fn = _fvp_bug_old_not_detached if control else fisher_vector_product_fn
         start = time.perf_counter()
@@ -149,11 +149,11 @@ class QuadraticKLModel(Claim):
                                       "damping_share": [], "return": []}
         runs = []
         with torch_threads(1):
-            for env_id, steps in budget["tasks"]:
-                for run_seed in budget["seeds"]:
+            for env_id, steps in budget.tasks:
+                for run_seed in budget.seeds:
                     config = task_config(env_id, steps, seed + run_seed)
                     runs.append(config_dict(config))
-                    out = full_step_kl_along_training(config, budget["n_iters"], fvp_fn,
+                    out = full_step_kl_along_training(config, budget.n_iters, fvp_fn,
                                                       update_fn)
                     n = len(out["kl_full_over_delta"])
                     rows["task"] += [env_id] * n
@@ -162,7 +162,7 @@ class QuadraticKLModel(Claim):
                         rows[key] += values
         config_out = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "fvp": getattr(fvp_fn, "__qualname__", repr(fvp_fn)),
             "update": getattr(update_fn, "__qualname__", repr(update_fn)),
             "kl": "mean over the full batch of torch.distributions KL(pi_old || pi_full_step)",

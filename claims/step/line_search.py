@@ -29,6 +29,7 @@ from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict
 from claims.registry import register
 from claims.step.batches import (
     TIER_TASKS,
+    WarmupBudget,
     config_dict,
     param_bits,
     surrogate_and_kl,
@@ -197,7 +198,7 @@ def run_update_case(
 
 
 @register
-class LineSearchRestores(Claim):
+class LineSearchRestores(Claim[WarmupBudget]):
     id = "step.line_search_restores"
     comparison = Comparison(
         statistic="handled correctly (1) or not (0), per (fault, path, task, seed) case",
@@ -242,22 +243,22 @@ class LineSearchRestores(Claim):
             "single failure refutes."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "tasks": TIER_TASKS["quick"],
-            "warmup_iters": 3,
-            "seeds": [0, 1],
-        },
-        "standard": {
-            "tasks": TIER_TASKS["standard"],
-            "warmup_iters": 10,
-            "seeds": [0, 1, 2],
-        },
-        "full": {
-            "tasks": TIER_TASKS["full"],
-            "warmup_iters": 20,
-            "seeds": [0, 1, 2, 3, 4],
-        },
+    budgets: ClassVar[dict[str, WarmupBudget | None]] = {
+        "quick": WarmupBudget(
+            tasks=TIER_TASKS["quick"],
+            warmup_iters=3,
+            seeds=[0, 1],
+        ),
+        "standard": WarmupBudget(
+            tasks=TIER_TASKS["standard"],
+            warmup_iters=10,
+            seeds=[0, 1, 2],
+        ),
+        "full": WarmupBudget(
+            tasks=TIER_TASKS["full"],
+            warmup_iters=20,
+            seeds=[0, 1, 2, 3, 4],
+        ),
     }
 
     def run(
@@ -266,8 +267,7 @@ class LineSearchRestores(Claim):
     ) -> Evidence:
         """``line_search_fn`` overrides the line search under test (default step.line_search;
         the control's bug when ``control``)."""
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         if line_search_fn is None:
             line_search_fn = _line_search_bug_no_restore if control else step_module.line_search
         start = time.perf_counter()
@@ -275,11 +275,11 @@ class LineSearchRestores(Claim):
             "fault", "path", "task", "seed", "rejected", "restored", "reason", "correct")}
         runs = []
         with torch_threads(1):
-            for env_id, steps in budget["tasks"]:
-                for run_seed in budget["seeds"]:
+            for env_id, steps in budget.tasks:
+                for run_seed in budget.seeds:
                     config = task_config(env_id, steps, seed + run_seed)
                     runs.append(config_dict(config))
-                    item = trained_batch(config, budget["warmup_iters"])
+                    item = trained_batch(config, budget.warmup_iters)
                     theta = get_flat_params(item.policy)
                     for fault in FAULTS:
                         for path in PATHS:
@@ -300,7 +300,7 @@ class LineSearchRestores(Claim):
                                 rows[key].append(value)
         config_out = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "faults": list(FAULTS),
             "paths": list(PATHS),
             "beta_inflation": BETA_INFLATION,

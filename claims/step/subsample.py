@@ -10,13 +10,14 @@ per unit of mean KL, (L(theta + beta s) - L(theta)) / KL(theta, theta + beta s).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from claims import stats
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Budget, Claim, Comparison, DecisionRule, Evidence, Kind, Verdict
 from claims.empirical.common import worst_of
 from claims.registry import register
 from claims.step.batches import (
@@ -28,6 +29,18 @@ from claims.step.batches import (
 )
 from trpo_ref.deep import step
 from trpo_ref.deep.runtime import torch_threads
+
+
+@dataclass(frozen=True)
+class SubsampleBudget(Budget):
+    """step.subsampled_direction: warmed-up batches, each stepped on random state subsamples."""
+
+    tasks: tuple[tuple[str, int], ...]  # (env id, env steps per batch) per task
+    seeds: tuple[int, ...]  # training seeds (offset by the run's seed)
+    warmup_iters: int  # training iterations before the probe
+    n_subsamples: int  # random FVP subsamples drawn per batch
+    fvp_subsample: float  # fraction of the batch's states each subsample keeps
+
 
 THRESHOLD = 0.8  # the subsample may cost at most 20% of the full batch's gain per unit KL
 
@@ -57,7 +70,7 @@ def _score(policy, batch, full_step) -> tuple[float, float, float]:
 
 
 @register
-class SubsampledDirection(Claim):
+class SubsampledDirection(Claim[SubsampleBudget]):
     id = "step.subsampled_direction"
     title = "A 10% FVP subsample gives about the full batch's step: >= 0.8 of its gain per KL"
     statement = ("App. C computes the Fisher-vector products on 10% of the batch to make the "
@@ -90,26 +103,25 @@ class SubsampledDirection(Claim):
                     "wholly below.")
     comparison = Comparison(statistic="gain per KL, subsample / full batch, per (task, seed, "
                                       "subsample)", better="higher", margin=0.05)
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {"tasks": [TIER_TASKS["quick"][0], TIER_TASKS["quick"][2]], "seeds": [0],
-                  "warmup_iters": 2, "n_subsamples": 10, "fvp_subsample": 0.1},
-        "standard": {"tasks": TIER_TASKS["standard"], "seeds": [0], "warmup_iters": 5,
-                     "n_subsamples": 20, "fvp_subsample": 0.1},
-        "full": {"tasks": TIER_TASKS["full"], "seeds": [0, 1], "warmup_iters": 10,
-                 "n_subsamples": 30, "fvp_subsample": 0.1},
+    budgets: ClassVar[dict[str, SubsampleBudget | None]] = {
+        "quick": SubsampleBudget(tasks=[TIER_TASKS["quick"][0], TIER_TASKS["quick"][2]],
+                                 seeds=[0], warmup_iters=2, n_subsamples=10, fvp_subsample=0.1),
+        "standard": SubsampleBudget(tasks=TIER_TASKS["standard"], seeds=[0], warmup_iters=5,
+                                    n_subsamples=20, fvp_subsample=0.1),
+        "full": SubsampleBudget(tasks=TIER_TASKS["full"], seeds=[0, 1], warmup_iters=10,
+                                n_subsamples=30, fvp_subsample=0.1),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
-        fraction = float(budget["fvp_subsample"])
+        budget = self.tier_budget(tier)
+        fraction = float(budget.fvp_subsample)
         rows: dict[str, list[Any]] = {k: [] for k in (
             "task", "seed", "ratio", "cosine", "kl_sub", "kl_full", "gain_sub", "gain_full")}
         with torch_threads(1):
-            for env_id, steps_per_iter in budget["tasks"]:
-                for s in budget["seeds"]:
+            for env_id, steps_per_iter in budget.tasks:
+                for s in budget.seeds:
                     config = task_config(env_id, steps_per_iter, seed * 1000 + s)
-                    item = trained_batch(config, int(budget["warmup_iters"]))
+                    item = trained_batch(config, int(budget.warmup_iters))
                     full_config = task_config(env_id, steps_per_iter, seed * 1000 + s,
                                               fvp_subsample=1.0)
                     full = trpo_full_step(item.policy, item.batch, full_config, None)
@@ -121,7 +133,7 @@ class SubsampledDirection(Claim):
                     gen = torch.Generator().manual_seed(seed * 7919 + s)
                     fvp = (_fvp_bug_full_batch_normalizer(fraction) if control
                            else step.fisher_vector_product_fn)
-                    for _ in range(int(budget["n_subsamples"])):
+                    for _ in range(int(budget.n_subsamples)):
                         sub = trpo_full_step(item.policy, item.batch, sub_config, gen, fvp)
                         if sub.full_step is None:
                             continue
@@ -141,7 +153,7 @@ class SubsampledDirection(Claim):
                    if rows["kl_sub"] else None,
                    "median_kl_full_over_delta": float(np.median(rows["kl_full"]) / 0.01)
                    if rows["kl_full"] else None}
-        return Evidence(self.id, tier, control, {"seed": seed, **budget}, rows, summary)
+        return Evidence(self.id, tier, control, {"seed": seed, **budget.to_json()}, rows, summary)
 
     def samples(self, evidence: Evidence) -> dict[str, float]:
         d, count = evidence.data, {}

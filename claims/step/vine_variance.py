@@ -37,7 +37,16 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
+from claims.core import (
+    Budget,
+    Claim,
+    Comparison,
+    DecisionRule,
+    Evidence,
+    Kind,
+    Verdict,
+    per_example,
+)
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.stats import bootstrap_ci
@@ -168,61 +177,61 @@ def _vine_gradient_bug_independent_noise_no_baseline(
                             steps, len(q))
 
 
-def fixed_policy_and_value(budget: dict[str, Any], seed: int) -> tuple[Policy, ValueMLP]:
+def fixed_policy_and_value(budget: VineBudget, seed: int) -> tuple[Policy, ValueMLP]:
     """The fixed policy: ``pretrain_iters`` single-path TRPO iterations (paper defaults) from a
     seeded initialization; then V for it: a fresh value network fit to the discounted returns
     (lambda = 1 targets) of ``value_steps`` steps it samples (``value_epochs`` passes)."""
-    config = task_config(budget["env_id"], budget["pretrain_steps"], seed, network="paper",
-                         hidden=budget["hidden"], normalize_obs=False)
+    config = task_config(budget.env_id, budget.pretrain_steps, seed, network="paper",
+                         hidden=budget.hidden, normalize_obs=False)
     policy = None
-    for item in training_batches(config, budget["pretrain_iters"]):
+    for item in training_batches(config, budget.pretrain_iters):
         trpo_update(item.policy, item.batch, config, item.update_generator)
         policy = item.policy
     env = make_env(config.env_id)
     try:
         value_fn = make_value(config, env)
         generator = torch.Generator().manual_seed(seed + 7)
-        rollout = collect_rollout(env, policy, np.asarray, budget["value_steps"], generator,
+        rollout = collect_rollout(env, policy, np.asarray, budget.value_steps, generator,
                                   reset_seed=seed + 7)
         _, targets = advantages_and_targets(rollout, value_fn, config.gamma, 1.0)
         optimizer = torch.optim.Adam(value_fn.parameters(), lr=config.vf_lr)
         fit_value(value_fn, optimizer, torch.as_tensor(rollout.obs), torch.as_tensor(targets),
-                  budget["value_epochs"], config.vf_minibatch, generator)
+                  budget.value_epochs, config.vf_minibatch, generator)
     finally:
         env.close()
     return policy, value_fn
 
 
-def vine_settings(budget: dict[str, Any]) -> VineSettings:
+def vine_settings(budget: VineBudget) -> VineSettings:
     """Table 2's Swimmer proportions scaled to ``steps_per_rep`` (B): half the budget for the
     trunk, one Q-value per 100 steps (N = B / (100 K) states), K = 4, T = 50, gamma 0.99."""
-    steps, k = budget["steps_per_rep"], budget["vine_actions"]
+    steps, k = budget.steps_per_rep, budget.vine_actions
     return VineSettings(trunk_steps=steps // 2, n_states=steps // (100 * k), n_actions=k,
-                        horizon=budget["vine_horizon"], gamma=budget["gamma"])
+                        horizon=budget.vine_horizon, gamma=budget.gamma)
 
 
-def measure(budget: dict[str, Any], seed: int, vine_estimator: VineEstimator
+def measure(budget: VineBudget, seed: int, vine_estimator: VineEstimator
             ) -> dict[str, np.ndarray]:
     """``reps`` independent repetitions at the fixed policy: in each, a vine estimate, then a
-    single-path one given at least the vine's env steps (``budget["match"] == "steps"``; whole
+    single-path one given at least the vine's env steps (``budget.match == "steps"``; whole
     episodes may run over, in single path's favour) or exactly as many rows as the vine has
     Q-values (``"q_values"``: the first rows of whole episodes). Returns gradients (R, P) and
     steps and rows (R,) per method."""
     policy, value_fn = fixed_policy_and_value(budget, seed)
     vine = vine_settings(budget)
-    env = make_env(budget["env_id"])
+    env = make_env(budget.env_id)
     keys = ("g_single", "g_single_gae", "g_vine", "steps_single", "steps_vine", "rows_single",
             "rows_vine")
     out: dict[str, list[Any]] = {key: [] for key in keys}
     try:
-        for rep in range(budget["reps"]):
+        for rep in range(budget.reps):
             base = seed * 1_000_000 + 1_000 * rep
             v = vine_estimator(env, policy, value_fn, vine, torch.Generator().manual_seed(base),
                                base)
-            by_steps = budget["match"] == "steps"
+            by_steps = budget.match == "steps"
             s, s_gae = single_path_gradients(
                 env, policy, value_fn, v.steps if by_steps else v.rows, vine.gamma,
-                (1.0, budget["lam_gae"]), torch.Generator().manual_seed(base + 1), base + 1,
+                (1.0, budget.lam_gae), torch.Generator().manual_seed(base + 1), base + 1,
                 max_rows=None if by_steps else v.rows)
             out["g_single_gae"].append(s_gae.gradient)
             for name, est in (("single", s), ("vine", v)):
@@ -234,8 +243,27 @@ def measure(budget: dict[str, Any], seed: int, vine_estimator: VineEstimator
     return {key: np.asarray(value) for key, value in out.items()}
 
 
+@dataclass(frozen=True)
+class VineBudget(Budget):
+    """step.vine_variance(_per_q): a fixed pretrained policy, its V, and repeated estimates."""
+
+    env_id: str  # the task
+    hidden: int  # hidden units of the paper's network
+    pretrain_iters: int  # single-path TRPO iterations that make the fixed policy
+    pretrain_steps: int  # env steps per pretraining iteration
+    value_steps: int  # env steps the value network is fit on
+    value_epochs: int  # passes of the value fit
+    reps: int  # independent repetitions (one vine and one single-path estimate each)
+    steps_per_rep: int  # the vine's env-step budget B per repetition
+    vine_actions: int  # actions K rolled out per vine state
+    vine_horizon: int  # rollout length T of each vine branch
+    gamma: float  # discount
+    lam_gae: float  # lambda of the secondary single-path GAE estimate
+    match: str  # "steps": single path gets the vine's env steps; "q_values": its Q-value count
+
+
 @register
-class VineVariance(Claim):
+class VineVariance(Claim[VineBudget]):
     id = "step.vine_variance"
     comparison = Comparison(
         statistic="per repetition: |g_single,r - mean|^2 / mean_r |g_vine,r - mean|^2 "
@@ -276,26 +304,26 @@ class VineVariance(Claim):
         ),
         alpha=0.05,
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {"env_id": "InvertedPendulum-v5", "hidden": 8, "pretrain_iters": 5,
-                  "pretrain_steps": 1_000, "value_steps": 2_000, "value_epochs": 100,
-                  "reps": 20, "steps_per_rep": 4_000, "vine_actions": 4, "vine_horizon": 50,
-                  "gamma": 0.99, "lam_gae": 0.97, "match": "steps"},
-        "standard": {"env_id": "InvertedPendulum-v5", "hidden": 8, "pretrain_iters": 10,
-                     "pretrain_steps": 2_000, "value_steps": 5_000, "value_epochs": 100,
-                     "reps": 50, "steps_per_rep": 10_000, "vine_actions": 4,
-                     "vine_horizon": 50, "gamma": 0.99, "lam_gae": 0.97, "match": "steps"},
-        "full": {"env_id": "InvertedPendulum-v5", "hidden": 8, "pretrain_iters": 20,
-                 "pretrain_steps": 5_000, "value_steps": 20_000, "value_epochs": 100,
-                 "reps": 100, "steps_per_rep": 40_000, "vine_actions": 4, "vine_horizon": 50,
-                 "gamma": 0.99, "lam_gae": 0.97, "match": "steps"},
+    budgets: ClassVar[dict[str, VineBudget | None]] = {
+        "quick": VineBudget(env_id="InvertedPendulum-v5", hidden=8, pretrain_iters=5,
+                            pretrain_steps=1_000, value_steps=2_000, value_epochs=100,
+                            reps=20, steps_per_rep=4_000, vine_actions=4, vine_horizon=50,
+                            gamma=0.99, lam_gae=0.97, match="steps"),
+        "standard": VineBudget(env_id="InvertedPendulum-v5", hidden=8, pretrain_iters=10,
+                               pretrain_steps=2_000, value_steps=5_000, value_epochs=100,
+                               reps=50, steps_per_rep=10_000, vine_actions=4,
+                               vine_horizon=50, gamma=0.99, lam_gae=0.97, match="steps"),
+        "full": VineBudget(env_id="InvertedPendulum-v5", hidden=8, pretrain_iters=20,
+                           pretrain_steps=5_000, value_steps=20_000, value_epochs=100,
+                           reps=100, steps_per_rep=40_000, vine_actions=4, vine_horizon=50,
+                           gamma=0.99, lam_gae=0.97, match="steps"),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0,
             vine_estimator: VineEstimator | None = None) -> Evidence:
         """``vine_estimator`` (default :func:`vine_gradient`; the control's bug when
         ``control``) is the vine implementation under test."""
-        budget = self.budget(tier)
+        budget = self.tier_budget(tier)
         if vine_estimator is None:
             vine_estimator = (_vine_gradient_bug_independent_noise_no_baseline if control
                               else vine_gradient)
@@ -322,7 +350,7 @@ class VineVariance(Claim):
                 "cosine_of_mean_gradients": float(
                     mean_s @ mean_v / (np.linalg.norm(mean_s) * np.linalg.norm(mean_v))),
             }
-        config = {"tier": tier, "seed": seed, "control": control, **budget,
+        config = {"tier": tier, "seed": seed, "control": control, **budget.to_json(),
                   "vine": dataclasses.asdict(vine_settings(budget)),
                   "estimator": vine_estimator.__name__,
                   "fixed_policy": "TRPO paper defaults, normalize_obs off, network paper"}
@@ -378,8 +406,8 @@ class VineVariance(Claim):
         return [save_figure(fig, out_dir, self.id.replace(".", "_"), control=evidence.control)]
 
 
-def _per_q_value(budget: dict[str, Any]) -> dict[str, Any]:
-    return {**budget, "match": "q_values"}
+def _per_q_value(budget: VineBudget) -> VineBudget:
+    return dataclasses.replace(budget, match="q_values")
 
 
 @register
@@ -411,6 +439,6 @@ class VineVariancePerQValue(VineVariance):
         description=VineVariance.rule.description,
         alpha=0.05,
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
+    budgets: ClassVar[dict[str, VineBudget | None]] = {
         tier: _per_q_value(budget) for tier, budget in VineVariance.budgets.items()
     }

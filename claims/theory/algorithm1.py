@@ -11,12 +11,13 @@ improves monotonically); eq. (10) can: with a penalty smaller than Theorem 1's i
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Budget, Claim, Comparison, DecisionRule, Evidence, Kind, Verdict
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from trpo_ref.tabular import (
@@ -30,6 +31,20 @@ from trpo_ref.tabular import (
 )
 from trpo_ref.tabular.bounds import penalty_from
 from trpo_ref.tabular.evaluate import evaluate_unchecked
+
+
+@dataclass(frozen=True)
+class Algorithm1Budget(Budget):
+    """theory.algorithm1_monotonic: random-MDP batches and gridworld starts, iterated exactly."""
+
+    sizes: tuple[tuple[int, int], ...]  # (n_states, n_actions) of each random-MDP batch
+    gammas: tuple[float, ...]  # discount factors, crossed with ``sizes``
+    n_mdps: int  # random MDPs per (size, gamma) batch
+    n_gridworld_starts: int  # random starting policies on the gridworld
+    theta_scale: float  # starting logits ~ N(0, theta_scale^2)
+    n_iterations: int  # Algorithm 1 iterations per run
+    sensitivity_iterations: int | None = None  # iterations of the other-penalty check (None: all)
+
 
 TOLERANCE = -1e-10  # float64 slack on eq. (10) (see the rule's description)
 
@@ -85,7 +100,7 @@ def iterate_algorithm1(
 
 
 @register
-class Algorithm1Monotonic(Claim):
+class Algorithm1Monotonic(Claim[Algorithm1Budget]):
     id = "theory.algorithm1_monotonic"
     title = ("Algorithm 1 (maximize L - C max KL, exact advantages) gains at least its bound's "
              "gain, eq. (10), so eta never falls")
@@ -131,39 +146,38 @@ class Algorithm1Monotonic(Claim):
     comparison = Comparison(
         statistic="min over a run's iterations of eq. (10)'s slack, per (case, start)",
         better="higher", margin=1e-8)
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "sizes": [[3, 2], [6, 3], [10, 4]],
-            "gammas": [0.5, 0.9, 0.99],
-            "n_mdps": 2,
-            "n_gridworld_starts": 2,
-            "theta_scale": 1.0,
-            "n_iterations": 20,
-        },
-        "standard": {
-            "sizes": [[2, 2], [3, 2], [6, 3], [10, 4], [12, 6]],
-            "gammas": [0.3, 0.5, 0.9, 0.97, 0.99],
-            "n_mdps": 10,
-            "n_gridworld_starts": 10,
-            "theta_scale": 2.0,
-            "n_iterations": 50,
-            "sensitivity_iterations": 20,
-        },
-        "full": {
-            "sizes": [[2, 2], [3, 2], [6, 3], [10, 4], [12, 6], [20, 5]],
-            "gammas": [0.3, 0.5, 0.9, 0.95, 0.97, 0.99],
-            "n_mdps": 20,
-            "n_gridworld_starts": 20,
-            "theta_scale": 2.0,
-            "n_iterations": 200,
-            "sensitivity_iterations": 20,
-        },
+    budgets: ClassVar[dict[str, Algorithm1Budget | None]] = {
+        "quick": Algorithm1Budget(
+            sizes=[[3, 2], [6, 3], [10, 4]],
+            gammas=[0.5, 0.9, 0.99],
+            n_mdps=2,
+            n_gridworld_starts=2,
+            theta_scale=1.0,
+            n_iterations=20,
+        ),
+        "standard": Algorithm1Budget(
+            sizes=[[2, 2], [3, 2], [6, 3], [10, 4], [12, 6]],
+            gammas=[0.3, 0.5, 0.9, 0.97, 0.99],
+            n_mdps=10,
+            n_gridworld_starts=10,
+            theta_scale=2.0,
+            n_iterations=50,
+            sensitivity_iterations=20,
+        ),
+        "full": Algorithm1Budget(
+            sizes=[[2, 2], [3, 2], [6, 3], [10, 4], [12, 6], [20, 5]],
+            gammas=[0.3, 0.5, 0.9, 0.95, 0.97, 0.99],
+            n_mdps=20,
+            n_gridworld_starts=20,
+            theta_scale=2.0,
+            n_iterations=200,
+            sensitivity_iterations=20,
+        ),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
-        n_iter = int(budget["n_iterations"])
+        budget = self.tier_budget(tier)
+        n_iter = int(budget.n_iterations)
         penalty = penalty_without_horizon if control else theorem1_penalty
         cases = _cases(budget, seed)
         rows: dict[str, list[Any]] = {k: [] for k in (
@@ -190,7 +204,7 @@ class Algorithm1Monotonic(Claim):
                 rows["n_fallbacks"].append(int(np.sum(out["fallback"][:, i])))
                 trajectories.append(etas[:, i])
             if not control:  # over the first sensitivity_iterations only (cost)
-                n_sens = min(n_iter, int(budget.get("sensitivity_iterations", n_iter)))
+                n_sens = min(n_iter, budget.sensitivity_iterations or n_iter)
                 for name, other in SENSITIVITY.items():
                     sensitivity[name].append(
                         iterate_algorithm1(mdp, pi0, n_sens, penalty=other)["slack"].ravel())
@@ -204,7 +218,7 @@ class Algorithm1Monotonic(Claim):
                 for name, v in sensitivity.items()}
         return Evidence(
             self.id, tier, control,
-            {"seed": seed, **budget,
+            {"seed": seed, **budget.to_json(),
              "penalty": "C = 4 eps gamma (control: horizon factor dropped)" if control
              else "C = 4 eps gamma / (1 - gamma)^2",
              "data_note": "eta trajectories are kept for the figure only (artifacts['eta']); "
@@ -263,26 +277,26 @@ class Algorithm1Monotonic(Claim):
         return [save_figure(fig, out_dir, "algorithm1_progress", control=evidence.control, dpi=110)]
 
 
-def _cases(budget: dict[str, Any], seed: int) -> list[tuple[str, MDP]]:
+def _cases(budget: Algorithm1Budget, seed: int) -> list[tuple[str, MDP]]:
     """The budget's random-MDP batches (one per size and gamma) and the gridworld batch."""
     cases: list[tuple[str, MDP]] = []
     k = 0
-    for n_states, n_actions in budget["sizes"]:
-        for gamma in budget["gammas"]:
+    for n_states, n_actions in budget.sizes:
+        for gamma in budget.gammas:
             mdp_seed = 1_000_000 * seed + 4_000 + k
-            mdp = random_mdp(mdp_seed, n_states, n_actions, gamma, n_mdps=budget["n_mdps"])
+            mdp = random_mdp(mdp_seed, n_states, n_actions, gamma, n_mdps=budget.n_mdps)
             cases.append((f"random S={n_states} A={n_actions} gamma={gamma} seed={mdp_seed}", mdp))
             k += 1
     grid = gridworld()
-    n_grid = int(budget["n_gridworld_starts"])
+    n_grid = int(budget.n_gridworld_starts)
     cases.append(("gridworld", MDP(np.broadcast_to(grid.P, (n_grid, *grid.P.shape)), grid.r,
                                    grid.gamma, grid.mu0)))
     return cases
 
 
-def _start_policy(mdp: MDP, budget: dict[str, Any], seed: int, case: int) -> np.ndarray:
+def _start_policy(mdp: MDP, budget: Algorithm1Budget, seed: int, case: int) -> np.ndarray:
     rng = np.random.default_rng([seed, 4, case])
-    theta0 = budget["theta_scale"] * rng.standard_normal(
+    theta0 = budget.theta_scale * rng.standard_normal(
         (*mdp.batch_shape, mdp.n_states, mdp.n_actions))
     return softmax(theta0)
 

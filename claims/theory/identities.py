@@ -6,12 +6,13 @@ trajectories, against the exact L.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from claims import stats
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict
+from claims.core import Budget, Claim, Comparison, DecisionRule, Evidence, Kind, Verdict
 from claims.registry import register
 from trpo_ref.tabular import MDP, evaluate, random_mdp, random_policy, softmax, surrogate, tv_max
 
@@ -50,8 +51,23 @@ def return_scale(mdp: MDP) -> np.ndarray:
     return np.abs(mdp.r).max(axis=(-2, -1)) / (1.0 - mdp.gamma)
 
 
-def _budgets(quick: int, standard: int, full: int, n_mdps: int) -> dict[str, dict[str, Any]]:
-    return {tier: {"n_groups": n, "n_mdps": n_mdps}
+@dataclass(frozen=True)
+class GroupsBudget(Budget):
+    """Groups of random MDPs, each group one batched exact evaluation."""
+
+    n_groups: int  # groups (size, gamma, sparsity and temperature cycle over them)
+    n_mdps: int  # MDPs per group
+
+
+@dataclass(frozen=True)
+class EstimatorBudget(GroupsBudget):
+    """theory.is_estimator_unbiased: the groups and the sampled trajectories per MDP."""
+
+    n_trajectories: int  # sampled trajectories per MDP for the estimator
+
+
+def _budgets(quick: int, standard: int, full: int, n_mdps: int) -> dict[str, GroupsBudget]:
+    return {tier: GroupsBudget(n_groups=n, n_mdps=n_mdps)
             for tier, n in (("quick", quick), ("standard", standard), ("full", full))}
 
 
@@ -68,7 +84,7 @@ def advantage_sum(mdp: MDP, pi: np.ndarray, pi_new: np.ndarray, *, control: bool
 
 
 @register
-class PerformanceDifference(Claim):
+class PerformanceDifference(Claim[GroupsBudget]):
     id = "theory.performance_difference"
     title = "eq. (1): eta(pi~) = eta(pi) + E_{pi~}[sum_t gamma^t A_pi(s_t, a_t)], exactly"
     statement = ("The expected return of another policy pi~ in terms of the advantage over pi, "
@@ -93,14 +109,13 @@ class PerformanceDifference(Claim):
                     "(float64 linear solves err ~1e-14 there).")
     comparison = Comparison(statistic="max relative error of eq. (1) per group of MDPs",
                             better="lower", margin=1e-10)
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _budgets(18, 90, 360, 50)
+    budgets: ClassVar[dict[str, GroupsBudget | None]] = _budgets(18, 90, 360, 50)
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         errors, gaps = [], []
-        for k in range(int(budget["n_groups"])):
-            mdp, pi, rng = family(seed, k, int(budget["n_mdps"]))
+        for k in range(int(budget.n_groups)):
+            mdp, pi, rng = family(seed, k, int(budget.n_mdps))
             new = perturbed(pi, rng)
             eta_new, eta_old = evaluate(mdp, new).eta, evaluate(mdp, pi).eta
             err = np.abs(eta_new - eta_old - advantage_sum(mdp, pi, new, control=control))
@@ -109,8 +124,8 @@ class PerformanceDifference(Claim):
         summary = {"max_relative_error": max(errors),
                    "median_group_max_relative_error": float(np.median(errors)),
                    "max_relative_change_in_eta": max(gaps),
-                   "n_mdps": int(budget["n_groups"]) * int(budget["n_mdps"])}
-        return Evidence(self.id, tier, control, {"seed": seed, **budget},
+                   "n_mdps": int(budget.n_groups) * int(budget.n_mdps)}
+        return Evidence(self.id, tier, control, {"seed": seed, **budget.to_json()},
                         {"group_max_relative_error": errors}, summary)
 
     def samples(self, evidence: Evidence) -> dict[str, float]:
@@ -144,7 +159,7 @@ def cpi_slack(mdp: MDP, pi: np.ndarray, pi_new: np.ndarray, alpha: np.ndarray,
 
 
 @register
-class CPIMixtureBound(Claim):
+class CPIMixtureBound(Claim[GroupsBudget]):
     id = "theory.cpi_mixture_bound"
     title = ("eq. (6): the mixture pi_new = (1 - a) pi_old + a pi' has "
              "eta >= L - 2 eps gamma a^2 / (1 - gamma)^2")
@@ -170,14 +185,13 @@ class CPIMixtureBound(Claim):
                     "scale (exact float64 evaluation).")
     comparison = Comparison(statistic="min relative slack of eq. (6) per group of MDPs",
                             better="either", margin=1e-6)
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = _budgets(18, 90, 360, 50)
+    budgets: ClassVar[dict[str, GroupsBudget | None]] = _budgets(18, 90, 360, 50)
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         mins: list[float] = []
-        for k in range(int(budget["n_groups"])):
-            mdp, pi, rng = family(seed, k, int(budget["n_mdps"]))
+        for k in range(int(budget.n_groups)):
+            mdp, pi, rng = family(seed, k, int(budget.n_mdps))
             other = random_policy(rng, mdp.n_states, mdp.n_actions,
                                   temperature=TEMPERATURES[(k + 1) % 3], batch_shape=(pi.shape[0],))
             if control:
@@ -192,8 +206,8 @@ class CPIMixtureBound(Claim):
         summary = {"min_relative_slack": min(mins),
                    "n_groups_violating": int(np.sum(np.asarray(mins) < -1e-10)),
                    "median_group_min_relative_slack": float(np.median(mins)),
-                   "n_mdps": int(budget["n_groups"]) * int(budget["n_mdps"])}
-        return Evidence(self.id, tier, control, {"seed": seed, **budget},
+                   "n_mdps": int(budget.n_groups) * int(budget.n_mdps)}
+        return Evidence(self.id, tier, control, {"seed": seed, **budget.to_json()},
                         {"group_min_relative_slack": mins}, summary)
 
     def samples(self, evidence: Evidence) -> dict[str, float]:
@@ -242,7 +256,7 @@ def sample_is_estimates(mdp: MDP, pi: np.ndarray, pi_new: np.ndarray, adv: np.nd
 
 
 @register
-class ISEstimatorUnbiased(Claim):
+class ISEstimatorUnbiased(Claim[EstimatorBudget]):
     id = "theory.is_estimator_unbiased"
     title = "eq. (14): the importance-sampled surrogate from sampled trajectories is unbiased"
     statement = ("Replacing the sum over actions by an importance sampling estimator with "
@@ -272,31 +286,30 @@ class ISEstimatorUnbiased(Claim):
                     "it lies wholly below.")
     comparison = Comparison(statistic="z = (mean estimate - exact) / standard error, per MDP",
                             better="either", margin=0.5)
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {"n_groups": 12, "n_mdps": 5, "n_trajectories": 2000},
-        "standard": {"n_groups": 36, "n_mdps": 10, "n_trajectories": 4000},
-        "full": {"n_groups": 72, "n_mdps": 20, "n_trajectories": 10000},
+    budgets: ClassVar[dict[str, EstimatorBudget | None]] = {
+        "quick": EstimatorBudget(n_groups=12, n_mdps=5, n_trajectories=2000),
+        "standard": EstimatorBudget(n_groups=36, n_mdps=10, n_trajectories=4000),
+        "full": EstimatorBudget(n_groups=72, n_mdps=20, n_trajectories=10000),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         z, exact, variance, labels, temperature = [], [], [], [], []
         k = -1
         groups = 0
-        while groups < int(budget["n_groups"]):
+        while groups < int(budget.n_groups):
             k += 1
             if GAMMAS[(k // len(SIZES)) % len(GAMMAS)] > 0.95:
                 continue
             groups += 1
-            mdp, pi, rng = family(seed, k, int(budget["n_mdps"]))
+            mdp, pi, rng = family(seed, k, int(budget.n_mdps))
             new = perturbed(pi, rng, 1e-2, 1.0)
             ev = evaluate(mdp, pi)
             target = (ev.rho * (new * ev.adv).sum(axis=-1)).sum(axis=-1)
             for b in range(pi.shape[0]):
                 one = MDP(mdp.P[b], mdp.r[b], float(np.asarray(mdp.gamma).ravel()[0]), mdp.mu0[b])
                 x = sample_is_estimates(one, pi[b], new[b], ev.adv[b],
-                                        int(budget["n_trajectories"]), rng, control=control)
+                                        int(budget.n_trajectories), rng, control=control)
                 se = x.std(ddof=1) / np.sqrt(x.size)
                 z.append(float((x.mean() - target[b]) / se) if se > 0 else 0.0)
                 exact.append(float(target[b]))
@@ -311,7 +324,7 @@ class ISEstimatorUnbiased(Claim):
                    "mean_z": float(z_arr.mean()), "sd_z": float(z_arr.std(ddof=1)),
                    "median_per_trajectory_variance": float(np.median(variance)),
                    "median_abs_exact": float(np.median(np.abs(exact))), "n_mdps": len(z)}
-        return Evidence(self.id, tier, control, {"seed": seed, **budget},
+        return Evidence(self.id, tier, control, {"seed": seed, **budget.to_json()},
                         {"mdp": labels, "z": z, "exact": exact, "variance": variance,
                          "temperature": temperature}, summary)
 
@@ -320,7 +333,7 @@ class ISEstimatorUnbiased(Claim):
         return dict(zip(d.get("mdp", []), d.get("z", []), strict=True))
 
     def decide(self, evidence: Evidence) -> Verdict:
-        z = np.asarray(evidence.data.get("z", []), dtype=float)
+        z = evidence.values("z")
         temperature = np.asarray(evidence.data.get("temperature", [1.0] * z.size), dtype=float)
         z = z[temperature >= MIN_TEMPERATURE]
         if z.size == 0:

@@ -21,6 +21,8 @@ One claim, two parts:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,7 +30,16 @@ import numpy as np
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
+from claims.core import (
+    Budget,
+    Claim,
+    Comparison,
+    DecisionRule,
+    Evidence,
+    Kind,
+    Verdict,
+    per_example,
+)
 from claims.generation import for_each_example
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
@@ -46,6 +57,21 @@ from trpo_ref.tabular import (
 )
 from trpo_ref.tabular.bounds import max_abs_advantage
 from trpo_ref.tabular.divergence import state_weights
+
+
+@dataclass(frozen=True)
+class MeanKLBudget(Budget):
+    """theory.mean_kl_bound: the hypothesis search, the optimizer, and the max/mean KL audit."""
+
+    n_families: int  # families drawn by hypothesis
+    pairs_per_family: int  # (MDP, pi_old, pi_new) triples per family
+    n_optimizer_seeds: int  # families whose closest triple seeds the optimizer
+    n_restarts: int  # random restarts per optimizer seed
+    max_iter: int  # optimizer iterations per start
+    audit_n_mdps: int  # random MDPs per audited family
+    audit_grid_policies: int  # random gridworld policies audited
+    audit_random: tuple[Mapping[str, Any], ...]  # audited random-MDP families (random_mdp kwargs)
+
 
 AUDIT_DELTAS: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1)
 AUDIT_DELTA = 0.01  # the delta of the audit's figure and headline numbers (the paper's delta)
@@ -128,23 +154,23 @@ def _audit_gridworld(n_policies: int, seed: int) -> tuple[MDP, np.ndarray]:
     return mdp, theta
 
 
-def run_audit(budget: dict[str, Any], seed: int) -> dict[str, Any]:
+def run_audit(budget: MeanKLBudget, seed: int) -> dict[str, Any]:
     """max KL / delta per MDP and delta: random MDP families and the gridworld."""
     random_out: dict[str, list[list[float]]] = {}
-    for k, fam in enumerate(budget["audit_random"]):
+    for k, fam in enumerate(budget.audit_random):
         mdp = random_mdp(
             [seed, 7, k],
             fam["n_states"],
             fam["n_actions"],
             fam["gamma"],
-            n_mdps=budget["audit_n_mdps"],
+            n_mdps=budget.audit_n_mdps,
             sparsity=fam["sparsity"],
         )
         theta = np.random.default_rng([seed, 8, k]).standard_normal(
-            (budget["audit_n_mdps"], fam["n_states"], fam["n_actions"])
+            (budget.audit_n_mdps, fam["n_states"], fam["n_actions"])
         )
         random_out[_audit_name(fam)] = max_over_mean_kl(mdp, theta, AUDIT_DELTAS).tolist()
-    grid_mdp, grid_theta = _audit_gridworld(budget["audit_grid_policies"], seed)
+    grid_mdp, grid_theta = _audit_gridworld(budget.audit_grid_policies, seed)
     grid_out = max_over_mean_kl(grid_mdp, grid_theta, AUDIT_DELTAS).tolist()
     return {"random": random_out, "gridworld": grid_out}
 
@@ -383,7 +409,7 @@ def _flat_argbest(results: list[dict[str, Any]], key: str, pick: Any) -> tuple[i
 
 
 def _optimizer_starts(
-    results: list[dict[str, Any]], budget: dict[str, Any], seed: int
+    results: list[dict[str, Any]], budget: MeanKLBudget, seed: int
 ) -> list[tuple[int, int, str, np.ndarray]]:
     """(family, pair, label, z0): the closest example of each of the families that came
     closest (largest ratio), and random restarts on the same triples' MDP and pi_old."""
@@ -393,7 +419,7 @@ def _optimizer_starts(
         else -np.inf
         for r in results
     ]
-    order = np.argsort(-np.asarray(family_best), kind="stable")[: budget["n_optimizer_seeds"]]
+    order = np.argsort(-np.asarray(family_best), kind="stable")[: budget.n_optimizer_seeds]
     rng = np.random.default_rng([seed, 23])
     starts = []
     for k in order:
@@ -401,7 +427,7 @@ def _optimizer_starts(
         i = int(np.nanargmax(np.where(np.isfinite(r["ratio"]), r["ratio"], np.nan)))
         starts.append((int(k), i, "closest example", r["z"][i]))
         weights = state_weights(evaluate(r["mdp"][i], softmax(r["theta_old"][i])).rho)
-        for j in range(budget["n_restarts"]):
+        for j in range(budget.n_restarts):
             scale = 10.0 ** rng.uniform(-1.0, 0.5) * _rare_scale(weights, 1.0)
             z0 = scale[:, None] * rng.standard_normal(r["z"][i].shape)
             starts.append((int(k), i, f"random restart {j}", z0))
@@ -409,7 +435,7 @@ def _optimizer_starts(
 
 
 @register
-class MeanKLBound(Claim):
+class MeanKLBound(Claim[MeanKLBudget]):
     id = "theory.mean_kl_bound"
     comparison = Comparison(
         statistic="min slack of eq. (9) with the mean KL, per hypothesis family",
@@ -457,55 +483,54 @@ class MeanKLBound(Claim):
             "REFUTED: a counterexample was found; it is recorded in evidence.data."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "n_families": 100,
-            "pairs_per_family": 100,
-            "n_optimizer_seeds": 8,
-            "n_restarts": 2,
-            "max_iter": 100,
-            "audit_n_mdps": 100,
-            "audit_grid_policies": 8,
-            "audit_random": [
+    budgets: ClassVar[dict[str, MeanKLBudget | None]] = {
+        "quick": MeanKLBudget(
+            n_families=100,
+            pairs_per_family=100,
+            n_optimizer_seeds=8,
+            n_restarts=2,
+            max_iter=100,
+            audit_n_mdps=100,
+            audit_grid_policies=8,
+            audit_random=[
                 {"n_states": 10, "n_actions": 4, "gamma": 0.9, "sparsity": 0.0},
                 {"n_states": 10, "n_actions": 4, "gamma": 0.99, "sparsity": 0.5},
             ],
-        },
-        "standard": {
-            "n_families": 1_000,
-            "pairs_per_family": 200,
-            "n_optimizer_seeds": 40,
-            "n_restarts": 4,
-            "max_iter": 300,
-            "audit_n_mdps": 1_000,
-            "audit_grid_policies": 50,
-            "audit_random": [
+        ),
+        "standard": MeanKLBudget(
+            n_families=1_000,
+            pairs_per_family=200,
+            n_optimizer_seeds=40,
+            n_restarts=4,
+            max_iter=300,
+            audit_n_mdps=1_000,
+            audit_grid_policies=50,
+            audit_random=[
                 {"n_states": 10, "n_actions": 4, "gamma": 0.9, "sparsity": 0.0},
                 {"n_states": 10, "n_actions": 4, "gamma": 0.99, "sparsity": 0.5},
                 {"n_states": 30, "n_actions": 4, "gamma": 0.99, "sparsity": 0.9},
             ],
-        },
-        "full": {
-            "n_families": 5_000,
-            "pairs_per_family": 400,
-            "n_optimizer_seeds": 200,
-            "n_restarts": 8,
-            "max_iter": 1_000,
-            "audit_n_mdps": 5_000,
-            "audit_grid_policies": 200,
-            "audit_random": [
+        ),
+        "full": MeanKLBudget(
+            n_families=5_000,
+            pairs_per_family=400,
+            n_optimizer_seeds=200,
+            n_restarts=8,
+            max_iter=1_000,
+            audit_n_mdps=5_000,
+            audit_grid_policies=200,
+            audit_random=[
                 {"n_states": 10, "n_actions": 4, "gamma": 0.9, "sparsity": 0.0},
                 {"n_states": 10, "n_actions": 4, "gamma": 0.99, "sparsity": 0.5},
                 {"n_states": 30, "n_actions": 4, "gamma": 0.99, "sparsity": 0.9},
                 {"n_states": 50, "n_actions": 2, "gamma": 0.99, "sparsity": 0.95},
             ],
-        },
+        ),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
-        batch = int(budget["pairs_per_family"])
+        budget = self.tier_budget(tier)
+        batch = int(budget.pairs_per_family)
         families: list[dict[str, Any]] = []
         results: list[dict[str, Any]] = []
 
@@ -513,10 +538,10 @@ class MeanKLBound(Claim):
             families.append(family)
             results.append(check_family(family, batch=batch, run_seed=seed, control=control))
 
-        generator = for_each_example(_family(), int(budget["n_families"]), _collect)
+        generator = for_each_example(_family(), int(budget.n_families), _collect)
         config = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "hypothesis": generator,
             "audit_deltas": list(AUDIT_DELTAS),
             "audit_delta": AUDIT_DELTA,
@@ -538,7 +563,7 @@ class MeanKLBound(Claim):
                 r["theta_old"][i],
                 z0,
                 control=control,
-                max_iter=int(budget["max_iter"]),
+                max_iter=int(budget.max_iter),
             )
             runs.append({"family_index": k, "pair_index": i, "start": label, **out})
         return self._evidence(

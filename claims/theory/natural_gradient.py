@@ -11,13 +11,24 @@ computed exactly by trpo_ref.tabular.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
 
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
+from claims.core import (
+    Budget,
+    Claim,
+    Comparison,
+    DecisionRule,
+    Evidence,
+    Kind,
+    Verdict,
+    per_example,
+)
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.stats import loglog_slope
@@ -36,28 +47,47 @@ from trpo_ref.tabular import (
 from trpo_ref.tabular.divergence import state_weights
 from trpo_ref.tabular.gradients import fisher_quadratic_from, gradient_from
 
+
+@dataclass(frozen=True)
+class BetaBudget(Budget):
+    """theory.beta_kl: random MDPs of one family (plus the gridworld) with random policies."""
+
+    n_mdps: int  # random MDPs (one random softmax policy each)
+    random: Mapping[str, Any]  # their family: random_mdp's n_states, n_actions, gamma, sparsity
+
+
+@dataclass(frozen=True)
+class DirectionBudget(Budget):
+    """theory.tr_direction: as :class:`BetaBudget`, with the constrained solver's iterations."""
+
+    n_mdps: int  # random MDPs (one random softmax policy each)
+    max_iter: int  # iterations of the KL-constrained solver per MDP
+    random: Mapping[str, Any]  # their family: random_mdp's n_states, n_actions, gamma, sparsity
+
+
 DIRECTION_DELTA = 1e-4
 BETA_DELTAS: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
 
 
-def _mdp_set(budget: dict[str, Any], seed: int, offset: int) -> list[tuple[str, MDP, np.ndarray]]:
+def _mdp_set(budget: BetaBudget | DirectionBudget, seed: int,
+             offset: int) -> list[tuple[str, MDP, np.ndarray]]:
     """(name, MDP, theta) triples: random MDPs with random softmax policies (logits N(0, 1)),
     then the gridworld at the uniform policy (logits 0)."""
     out = []
-    fam = budget["random"]
+    fam = budget.random
     mdps = random_mdp(
         [seed, offset],
         fam["n_states"],
         fam["n_actions"],
         fam["gamma"],
-        n_mdps=budget["n_mdps"],
+        n_mdps=budget.n_mdps,
         sparsity=fam["sparsity"],
     )
     thetas = np.random.default_rng([seed, offset, 1]).standard_normal(
-        (budget["n_mdps"], fam["n_states"], fam["n_actions"])
+        (budget.n_mdps, fam["n_states"], fam["n_actions"])
     )
     name = f"random {fam['n_states']}x{fam['n_actions']} gamma={fam['gamma']}"
-    for i in range(budget["n_mdps"]):
+    for i in range(budget.n_mdps):
         out.append((f"{name} #{i}", mdps[i], thetas[i]))
     grid = gridworld()
     out.append(("gridworld (uniform policy)", grid, np.zeros((grid.n_states, grid.n_actions))))
@@ -150,7 +180,7 @@ def _direction_bug_vanilla(mdp: MDP, theta: np.ndarray) -> np.ndarray:
 
 
 @register
-class TrustRegionDirection(Claim):
+class TrustRegionDirection(Claim[DirectionBudget]):
     id = "theory.tr_direction"
     comparison = Comparison(
         statistic="cos(exact trust-region step, natural gradient) per MDP",
@@ -188,39 +218,38 @@ class TrustRegionDirection(Claim):
             "direction that ignores the Fisher is tens of degrees off."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "n_mdps": 10,
-            "max_iter": 300,
-            "random": {"n_states": 6, "n_actions": 3, "gamma": 0.9, "sparsity": 0.0},
-        },
-        "standard": {
-            "n_mdps": 100,
-            "max_iter": 1_000,
-            "random": {"n_states": 10, "n_actions": 4, "gamma": 0.95, "sparsity": 0.5},
-        },
-        "full": {
-            "n_mdps": 500,
-            "max_iter": 2_000,
-            "random": {"n_states": 15, "n_actions": 4, "gamma": 0.99, "sparsity": 0.5},
-        },
+    budgets: ClassVar[dict[str, DirectionBudget | None]] = {
+        "quick": DirectionBudget(
+            n_mdps=10,
+            max_iter=300,
+            random={"n_states": 6, "n_actions": 3, "gamma": 0.9, "sparsity": 0.0},
+        ),
+        "standard": DirectionBudget(
+            n_mdps=100,
+            max_iter=1_000,
+            random={"n_states": 10, "n_actions": 4, "gamma": 0.95, "sparsity": 0.5},
+        ),
+        "full": DirectionBudget(
+            n_mdps=500,
+            max_iter=2_000,
+            random={"n_states": 15, "n_actions": 4, "gamma": 0.99, "sparsity": 0.5},
+        ),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         direction_fn = _direction_bug_vanilla if control else _direction_exact
         names, cosines, infos = [], [], []
         for name, mdp, theta in _mdp_set(budget, seed, 41):
             dtheta, info = solve_trust_region(
-                mdp, theta, DIRECTION_DELTA, max_iter=int(budget["max_iter"])
+                mdp, theta, DIRECTION_DELTA, max_iter=int(budget.max_iter)
             )
             names.append(name)
             cosines.append(cosine(dtheta, direction_fn(mdp, theta)))
             infos.append(info)
         config = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "delta": DIRECTION_DELTA,
             "direction": "vanilla gradient (control bug)"
             if control
@@ -252,7 +281,7 @@ class TrustRegionDirection(Claim):
         return per_example(d.get("cosine", []), d.get("mdp"))
 
     def decide(self, evidence: Evidence) -> Verdict:
-        cos = np.asarray(evidence.data.get("cosine", []), dtype=float)
+        cos = evidence.values("cosine")
         if cos.size == 0:
             return Verdict.inconclusive("the evidence holds no MDPs, so there is nothing to judge")
         s = evidence.summary
@@ -298,7 +327,7 @@ def beta_kl_ratios(
 
 
 @register
-class BetaLandsOnDelta(Claim):
+class BetaLandsOnDelta(Claim[BetaBudget]):
     id = "theory.beta_kl"
     comparison = Comparison(
         statistic="|KL(beta s) / delta - 1| at the smallest delta, per MDP",
@@ -333,24 +362,23 @@ class BetaLandsOnDelta(Claim):
             "constants up to ~3, while a wrong constant in beta is off by 50% or more."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "n_mdps": 20,
-            "random": {"n_states": 10, "n_actions": 4, "gamma": 0.9, "sparsity": 0.0},
-        },
-        "standard": {
-            "n_mdps": 200,
-            "random": {"n_states": 10, "n_actions": 4, "gamma": 0.95, "sparsity": 0.5},
-        },
-        "full": {
-            "n_mdps": 1_000,
-            "random": {"n_states": 20, "n_actions": 4, "gamma": 0.99, "sparsity": 0.5},
-        },
+    budgets: ClassVar[dict[str, BetaBudget | None]] = {
+        "quick": BetaBudget(
+            n_mdps=20,
+            random={"n_states": 10, "n_actions": 4, "gamma": 0.9, "sparsity": 0.0},
+        ),
+        "standard": BetaBudget(
+            n_mdps=200,
+            random={"n_states": 10, "n_actions": 4, "gamma": 0.95, "sparsity": 0.5},
+        ),
+        "full": BetaBudget(
+            n_mdps=1_000,
+            random={"n_states": 20, "n_actions": 4, "gamma": 0.99, "sparsity": 0.5},
+        ),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         names, ratios, betas = [], [], []
         for name, mdp, theta in _mdp_set(budget, seed, 43):
             r, b = beta_kl_ratios(mdp, theta, BETA_DELTAS, control=control)
@@ -359,7 +387,7 @@ class BetaLandsOnDelta(Claim):
             betas.append(b.tolist())
         config = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "deltas": list(BETA_DELTAS),
             "beta": "sqrt(delta / sAs) (control bug)"
             if control
@@ -395,7 +423,7 @@ class BetaLandsOnDelta(Claim):
         return per_example(np.abs(ratios[:, j] - 1.0), d.get("mdp"))
 
     def decide(self, evidence: Evidence) -> Verdict:
-        ratios = np.asarray(evidence.data.get("ratio", []), dtype=float)
+        ratios = evidence.values("ratio")
         if ratios.size == 0:
             return Verdict.inconclusive("the evidence holds no MDPs, so there is nothing to judge")
         deltas = evidence.config["deltas"]
@@ -413,7 +441,7 @@ class BetaLandsOnDelta(Claim):
     def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
         plt = pyplot()
 
-        ratios = np.asarray(evidence.data.get("ratio", []), dtype=float)
+        ratios = evidence.values("ratio")
         if ratios.size == 0:
             return []
         deltas = np.asarray(evidence.config["deltas"])

@@ -9,12 +9,15 @@ random MDPs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from claims.core import (
+    Budget,
     Claim,
     Comparison,
     DecisionRule,
@@ -38,6 +41,16 @@ from trpo_ref.tabular import (
     uniform_policy,
 )
 from trpo_ref.tabular.bounds import max_abs_advantage
+
+
+@dataclass(frozen=True)
+class PenaltyBudget(Budget):
+    """theory.penalty_crawls: the gridworld and batches of random MDPs, each run to the target."""
+
+    n_mdps: int  # random MDPs per family
+    max_rounds: int  # cap on the penalty method's rounds per MDP
+    random: tuple[Mapping[str, Any], ...]  # random_mdp's n_states, n_actions, gamma
+
 
 TARGET = 0.9  # fraction of the achievable improvement (normalized return) to reach
 TR_DELTA = 0.01  # the paper's delta
@@ -91,10 +104,10 @@ def climb(
     return rounds, np.stack(curves)
 
 
-def _mdps(budget: dict[str, Any], seed: int) -> list[tuple[str, MDP]]:
+def _mdps(budget: PenaltyBudget, seed: int) -> list[tuple[str, MDP]]:
     """The gridworld, then one batch per random family."""
     out = [("gridworld", gridworld())]
-    for k, fam in enumerate(budget["random"]):
+    for k, fam in enumerate(budget.random):
         out.append(
             (
                 f"random {fam['n_states']}x{fam['n_actions']} gamma={fam['gamma']}",
@@ -103,7 +116,7 @@ def _mdps(budget: dict[str, Any], seed: int) -> list[tuple[str, MDP]]:
                     fam["n_states"],
                     fam["n_actions"],
                     fam["gamma"],
-                    n_mdps=budget["n_mdps"],
+                    n_mdps=budget.n_mdps,
                 ),
             )
         )
@@ -111,7 +124,7 @@ def _mdps(budget: dict[str, Any], seed: int) -> list[tuple[str, MDP]]:
 
 
 @register
-class PenaltyCrawls(Claim):
+class PenaltyCrawls(Claim[PenaltyBudget]):
     id = "theory.penalty_crawls"
     comparison = Comparison(
         statistic="rounds to 90% of optimal, penalty / trust region, per MDP",
@@ -153,35 +166,34 @@ class PenaltyCrawls(Claim):
             "runs count at the cap, which can only lower the ratio."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "n_mdps": 8,
-            "max_rounds": 300,
-            "random": [{"n_states": 8, "n_actions": 4, "gamma": 0.9}],
-        },
-        "standard": {
-            "n_mdps": 30,
-            "max_rounds": 3_000,
-            "random": [
+    budgets: ClassVar[dict[str, PenaltyBudget | None]] = {
+        "quick": PenaltyBudget(
+            n_mdps=8,
+            max_rounds=300,
+            random=[{"n_states": 8, "n_actions": 4, "gamma": 0.9}],
+        ),
+        "standard": PenaltyBudget(
+            n_mdps=30,
+            max_rounds=3_000,
+            random=[
                 {"n_states": 8, "n_actions": 4, "gamma": 0.9},
                 {"n_states": 15, "n_actions": 3, "gamma": 0.95},
             ],
-        },
-        "full": {
-            "n_mdps": 100,
-            "max_rounds": 20_000,
-            "random": [
+        ),
+        "full": PenaltyBudget(
+            n_mdps=100,
+            max_rounds=20_000,
+            random=[
                 {"n_states": 8, "n_actions": 4, "gamma": 0.9},
                 {"n_states": 15, "n_actions": 3, "gamma": 0.95},
                 {"n_states": 30, "n_actions": 4, "gamma": 0.99},
             ],
-        },
+        ),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
-        cap = int(budget["max_rounds"])
+        budget = self.tier_budget(tier)
+        cap = int(budget.max_rounds)
         names: list[str] = []
         rounds: dict[str, list[int]] = {"penalty": [], "trust_region": []}
         curves: dict[str, list[np.ndarray]] = {"penalty": [], "trust_region": []}
@@ -196,7 +208,7 @@ class PenaltyCrawls(Claim):
         ratio = pen / tr
         config = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "target": TARGET,
             "trust_region_delta": TR_DELTA,
             "start_policy": "uniform (logits 0)",
@@ -232,7 +244,7 @@ class PenaltyCrawls(Claim):
         return per_example(d.get("ratio", []), d.get("mdp"))
 
     def decide(self, evidence: Evidence) -> Verdict:
-        ratio = np.asarray(evidence.data.get("ratio", []), dtype=float)
+        ratio = evidence.values("ratio")
         if ratio.size < 2:
             return Verdict(
                 Status.INCONCLUSIVE,

@@ -21,7 +21,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
+from claims.core import (
+    Budget,
+    Claim,
+    Comparison,
+    DecisionRule,
+    Evidence,
+    Kind,
+    Verdict,
+    per_example,
+)
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.stats import loglog_slope
@@ -36,6 +45,34 @@ from trpo_ref.tabular import (
 )
 
 SOURCE = "TRPO section 2, eq. (3)-(4)"
+
+
+@dataclass(frozen=True)
+class MDPGridBudget(Budget):
+    """Random tabular MDPs for every (size, discount) pair, with softmax starting policies."""
+
+    sizes: tuple[tuple[int, int], ...]  # (n_states, n_actions) of each MDP batch
+    gammas: tuple[float, ...]  # discount factors, crossed with ``sizes``
+    n_mdps: int  # random MDPs per (size, gamma) cell
+    theta_scale: float  # theta_0 ~ N(0, theta_scale^2) per logit
+
+
+@dataclass(frozen=True)
+class GradientBudget(MDPGridBudget):
+    """theory.surrogate_gradient: the MDP grid and the central-difference step."""
+
+    h: float  # central-difference step on the logits
+
+
+@dataclass(frozen=True)
+class GapOrderBudget(MDPGridBudget):
+    """theory.surrogate_gap_order: the MDP grid and the log-spaced step sizes eps."""
+
+    eps_min: float  # smallest eps of the log-spaced sweep
+    eps_max: float  # largest eps
+    n_eps: int  # number of eps values
+
+
 CONTROL_TEXT = (
     "The surrogate is computed with the normalized discounted state distribution "
     "rho(s)(1 - gamma) in place of the unnormalized visitation rho(s) of eq. (3) (confusing "
@@ -82,16 +119,16 @@ class _Batch:
     theta0: np.ndarray  # (n_mdps, S, A)
 
 
-def _mdp_grid(budget: dict[str, Any], seed: int, offset: int) -> Iterator[_Batch]:
+def _mdp_grid(budget: MDPGridBudget, seed: int, offset: int) -> Iterator[_Batch]:
     """Random MDPs for every (size, gamma) of the budget; theta_0 ~ N(0, theta_scale^2)."""
     k = 0
-    for n_states, n_actions in budget["sizes"]:
-        for gamma in budget["gammas"]:
+    for n_states, n_actions in budget.sizes:
+        for gamma in budget.gammas:
             mdp_seed = 1_000_000 * seed + 1_000 * offset + k
-            mdp = random_mdp(mdp_seed, n_states, n_actions, gamma, n_mdps=budget["n_mdps"])
+            mdp = random_mdp(mdp_seed, n_states, n_actions, gamma, n_mdps=budget.n_mdps)
             rng = np.random.default_rng([seed, offset, k])
-            theta0 = budget["theta_scale"] * rng.standard_normal(
-                (budget["n_mdps"], n_states, n_actions)
+            theta0 = budget.theta_scale * rng.standard_normal(
+                (budget.n_mdps, n_states, n_actions)
             )
             yield _Batch(n_states, n_actions, float(gamma), mdp_seed, mdp, theta0)
             k += 1
@@ -142,7 +179,7 @@ def _no_examples(evidence: Evidence, key: str) -> Verdict | None:
 
 
 @register
-class SurrogateGradient(Claim):
+class SurrogateGradient(Claim[GradientBudget]):
     id = "theory.surrogate_gradient"
     comparison = Comparison(
         statistic="max(relative gradient error, relative value error) per MDP",
@@ -177,35 +214,34 @@ class SurrogateGradient(Claim):
             "factor) is >= 1e-2."
         ),
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "sizes": [[2, 2], [5, 3], [10, 4], [12, 6]],
-            "gammas": [0.5, 0.9, 0.99],
-            "n_mdps": 6,
-            "theta_scale": 1.0,
-            "h": 1e-5,
-        },
-        "standard": {
-            "sizes": [[2, 2], [5, 3], [10, 4], [12, 6], [20, 5]],
-            "gammas": [0.0, 0.5, 0.9, 0.97, 0.99],
-            "n_mdps": 20,
-            "theta_scale": 2.0,
-            "h": 1e-5,
-        },
-        "full": {
-            "sizes": [[2, 2], [3, 5], [5, 3], [10, 4], [12, 6], [20, 5], [40, 8]],
-            "gammas": [0.0, 0.5, 0.9, 0.95, 0.97, 0.99],
-            "n_mdps": 50,
-            "theta_scale": 2.0,
-            "h": 1e-5,
-        },
+    budgets: ClassVar[dict[str, GradientBudget | None]] = {
+        "quick": GradientBudget(
+            sizes=[[2, 2], [5, 3], [10, 4], [12, 6]],
+            gammas=[0.5, 0.9, 0.99],
+            n_mdps=6,
+            theta_scale=1.0,
+            h=1e-5,
+        ),
+        "standard": GradientBudget(
+            sizes=[[2, 2], [5, 3], [10, 4], [12, 6], [20, 5]],
+            gammas=[0.0, 0.5, 0.9, 0.97, 0.99],
+            n_mdps=20,
+            theta_scale=2.0,
+            h=1e-5,
+        ),
+        "full": GradientBudget(
+            sizes=[[2, 2], [3, 5], [5, 3], [10, 4], [12, 6], [20, 5], [40, 8]],
+            gammas=[0.0, 0.5, 0.9, 0.95, 0.97, 0.99],
+            n_mdps=50,
+            theta_scale=2.0,
+            h=1e-5,
+        ),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         surrogate_fn = _surrogate_fn(control)
-        h = float(budget["h"])
+        h = float(budget.h)
         rows: dict[str, list[Any]] = {
             k: []
             for k in (
@@ -258,7 +294,7 @@ class SurrogateGradient(Claim):
                 k: rows[k][worst] for k in ("n_states", "n_actions", "gamma", "mdp_seed", "index")
             },
         }
-        config = {"seed": seed, "surrogate": surrogate_fn.__name__, **budget}
+        config = {"seed": seed, "surrogate": surrogate_fn.__name__, **budget.to_json()}
         return Evidence(self.id, tier, control, config, data=rows, summary=summary)
 
     def samples(self, evidence: Evidence) -> dict[str, float]:
@@ -290,7 +326,7 @@ class SurrogateGradient(Claim):
 
 
 @register
-class SurrogateGapOrder(Claim):
+class SurrogateGapOrder(Claim[GapOrderBudget]):
     id = "theory.surrogate_gap_order"
     comparison = Comparison(
         statistic="log-log slope of |eta - L| in eps, per MDP",
@@ -325,41 +361,40 @@ class SurrogateGapOrder(Claim):
         ),
         alpha=0.05,
     )
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {
-            "sizes": [[2, 2], [5, 3], [10, 4], [12, 6]],
-            "gammas": [0.5, 0.9, 0.99],
-            "n_mdps": 6,
-            "theta_scale": 1.0,
-            "eps_min": 1e-3,
-            "eps_max": 1e-1,
-            "n_eps": 9,
-        },
-        "standard": {
-            "sizes": [[2, 2], [5, 3], [10, 4], [12, 6], [20, 5]],
-            "gammas": [0.5, 0.9, 0.97, 0.99],
-            "n_mdps": 20,
-            "theta_scale": 2.0,
-            "eps_min": 1e-3,
-            "eps_max": 1e-1,
-            "n_eps": 13,
-        },
-        "full": {
-            "sizes": [[2, 2], [3, 5], [5, 3], [10, 4], [12, 6], [20, 5], [40, 8]],
-            "gammas": [0.3, 0.5, 0.9, 0.95, 0.97, 0.99],
-            "n_mdps": 25,
-            "theta_scale": 2.0,
-            "eps_min": 1e-3,
-            "eps_max": 1e-1,
-            "n_eps": 17,
-        },
+    budgets: ClassVar[dict[str, GapOrderBudget | None]] = {
+        "quick": GapOrderBudget(
+            sizes=[[2, 2], [5, 3], [10, 4], [12, 6]],
+            gammas=[0.5, 0.9, 0.99],
+            n_mdps=6,
+            theta_scale=1.0,
+            eps_min=1e-3,
+            eps_max=1e-1,
+            n_eps=9,
+        ),
+        "standard": GapOrderBudget(
+            sizes=[[2, 2], [5, 3], [10, 4], [12, 6], [20, 5]],
+            gammas=[0.5, 0.9, 0.97, 0.99],
+            n_mdps=20,
+            theta_scale=2.0,
+            eps_min=1e-3,
+            eps_max=1e-1,
+            n_eps=13,
+        ),
+        "full": GapOrderBudget(
+            sizes=[[2, 2], [3, 5], [5, 3], [10, 4], [12, 6], [20, 5], [40, 8]],
+            gammas=[0.3, 0.5, 0.9, 0.95, 0.97, 0.99],
+            n_mdps=25,
+            theta_scale=2.0,
+            eps_min=1e-3,
+            eps_max=1e-1,
+            n_eps=17,
+        ),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
+        budget = self.tier_budget(tier)
         surrogate_fn = _surrogate_fn(control)
-        eps = np.logspace(np.log10(budget["eps_min"]), np.log10(budget["eps_max"]), budget["n_eps"])
+        eps = np.logspace(np.log10(budget.eps_min), np.log10(budget.eps_max), budget.n_eps)
         rows: dict[str, list[Any]] = {
             k: []
             for k in (
@@ -413,7 +448,8 @@ class SurrogateGapOrder(Claim):
                 k: rows[k][worst] for k in ("n_states", "n_actions", "gamma", "mdp_seed", "index")
             },
         }
-        config = {"seed": seed, "surrogate": surrogate_fn.__name__, "eps": eps.tolist(), **budget}
+        config = {"seed": seed, "surrogate": surrogate_fn.__name__, "eps": eps.tolist(),
+                  **budget.to_json()}
         return Evidence(self.id, tier, control, config, data=rows, summary=summary)
 
     def samples(self, evidence: Evidence) -> dict[str, float]:

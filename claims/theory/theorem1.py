@@ -11,13 +11,14 @@ numpy builds a batch of MDP-policy pairs from it, so the quick tier checks >= 10
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from hypothesis import strategies as st
 
-from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Status, Verdict
+from claims.core import Budget, Claim, Comparison, DecisionRule, Evidence, Kind, Status, Verdict
 from claims.generation import for_each_example
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
@@ -35,6 +36,16 @@ from trpo_ref.tabular import (
     theorem1_bound,
     tv_max,
 )
+
+
+@dataclass(frozen=True)
+class Theorem1Budget(Budget):
+    """theory.theorem1: hypothesis-drawn families of MDP-policy pairs."""
+
+    n_families: int  # families drawn by hypothesis (one regime, size and discount each)
+    pairs_per_family: int  # MDP-policy pairs checked per family
+    min_pairs: int  # the pairs the tier promises at least (n_families * pairs_per_family)
+
 
 FORMS: tuple[str, ...] = ("tv", "kl")
 NEW_POLICY_KINDS: tuple[str, ...] = ("logit_noise", "mixture")
@@ -251,7 +262,7 @@ def _slack_distribution(cat: dict[str, np.ndarray]) -> dict[str, dict[str, float
 
 
 @register
-class Theorem1(Claim):
+class Theorem1(Claim[Theorem1Budget]):
     id = "theory.theorem1"
     title = "Theorem 1: eta(pi_new) >= L(pi_new) - C alpha^2 and >= L(pi_new) - C max KL"
     statement = (
@@ -303,16 +314,15 @@ class Theorem1(Claim):
     comparison = Comparison(
         statistic="per family: the largest share of eq. (9)'s penalty any pair used, "
                   "(L - eta) / (C max KL)", better="either", margin=0.05)
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {"n_families": 200, "pairs_per_family": 60, "min_pairs": 10_000},
-        "standard": {"n_families": 1_000, "pairs_per_family": 200, "min_pairs": 100_000},
-        "full": {"n_families": 5_000, "pairs_per_family": 400, "min_pairs": 1_000_000},
+    budgets: ClassVar[dict[str, Theorem1Budget | None]] = {
+        "quick": Theorem1Budget(n_families=200, pairs_per_family=60, min_pairs=10_000),
+        "standard": Theorem1Budget(n_families=1_000, pairs_per_family=200, min_pairs=100_000),
+        "full": Theorem1Budget(n_families=5_000, pairs_per_family=400, min_pairs=1_000_000),
     }
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.budget(tier)
-        assert budget is not None
-        batch = int(budget["pairs_per_family"])
+        budget = self.tier_budget(tier)
+        batch = int(budget.pairs_per_family)
         families: list[dict[str, Any]] = []
         results: list[dict[str, np.ndarray]] = []
 
@@ -320,7 +330,7 @@ class Theorem1(Claim):
             families.append(family)
             results.append(check_family(family, batch=batch, run_seed=seed, control=control))
 
-        generator = for_each_example(_family(), int(budget["n_families"]), _collect)
+        generator = for_each_example(_family(), int(budget.n_families), _collect)
         evidence = self._evidence(tier, control, seed, budget, families, results)
         evidence.config["hypothesis"] = generator
         return evidence
@@ -330,13 +340,13 @@ class Theorem1(Claim):
         tier: str,
         control: bool,
         seed: int,
-        budget: dict[str, Any],
+        budget: Theorem1Budget,
         families: list[dict[str, Any]],
         results: list[dict[str, np.ndarray]],
     ) -> Evidence:
         config = {
             "seed": seed,
-            **budget,
+            **budget.to_json(),
             "forms": list(FORMS),
             "penalty_coefficient": "4 eps gamma / (1 - gamma)"
             if control

@@ -1,0 +1,163 @@
+"""The claims package's structure: typed budgets, stable job keys, no import cycles."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from claims.core import TIERS, Budget, budget_json
+from claims.empirical import protocol
+from claims.jobs import job_key
+from claims.registry import all_claims
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("tier", ["quick", "standard", "full"])
+def test_planned_empirical_job_keys_are_unchanged(tier, monkeypatch):
+    """The job cache is keyed on each job's spec: the tier's planned trainings must hash to the
+    keys recorded before the configuration strings were typed (tests/data/empirical_job_keys.json,
+    recorded at main 8a9455b with the NPG sweep's winner patched to 1/3), or every cached
+    training would be trained again."""
+    monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (3.0**-1, {}))
+    recorded = json.loads((DATA / "empirical_job_keys.json").read_text())[tier]
+    jobs = [job for stage in protocol.stages(tier) for job in stage()]
+    assert sorted(job_key(job, "fixture") for job in jobs) == recorded
+
+
+# --- budgets are typed ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("claim", all_claims(), ids=lambda c: c.id)
+def test_every_budget_is_a_frozen_dataclass_or_none(claim):
+    """A budget is a :class:`claims.core.Budget` (fields declared and documented where the
+    claim family is), never a dict of string keys; None means no verdict at that tier."""
+    for tier in TIERS:
+        budget = claim.budget(tier)
+        assert budget is None or isinstance(budget, Budget), (tier, type(budget))
+        if budget is not None:
+            assert dataclasses.is_dataclass(budget)
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                budget.__setattr__(dataclasses.fields(budget)[0].name, None)
+            assert json.loads(json.dumps(budget.to_json())) == budget.to_json()
+
+
+def test_budget_to_json_lists_fields_in_order_and_leaves_out_unset_optionals():
+    @dataclasses.dataclass(frozen=True)
+    class Example(Budget):
+        sizes: tuple[tuple[int, int], ...]
+        n: int
+        extra: int | None = None
+
+    budget = Example(sizes=[[2, 2], [5, 3]], n=4)
+    assert budget.sizes == ((2, 2), (5, 3))  # lists are frozen into tuples
+    assert list(budget.to_json().items()) == [("sizes", [[2, 2], [5, 3]]), ("n", 4)]
+    assert Example(sizes=[], n=1, extra=3).to_json() == {"sizes": [], "n": 1, "extra": 3}
+    assert budget_json(None) is None and budget_json(budget) == budget.to_json()
+
+
+# --- no import cycles ----------------------------------------------------------------------------
+
+CLAIMS_DIR = Path(__file__).resolve().parent.parent / "claims"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(CLAIMS_DIR.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def claims_import_graph() -> dict[str, set[str]]:
+    """Module -> the claims modules it imports, at module level or inside functions alike (a
+    function-level import still needs the other module importable first, so it still counts)."""
+    modules = {_module_name(p): p for p in CLAIMS_DIR.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: resolve against this module's package
+                    anchor = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                    base = f"{anchor}.{base}" if base else anchor
+                targets.add(base)
+                targets |= {f"{base}.{alias.name}" for alias in node.names}
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle (its modules in order, the first repeated at the end), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle_and_only_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_claims_has_no_import_cycle():
+    graph = claims_import_graph()
+    assert {"claims.runner", "claims.report", "claims.empirical.protocol"} <= set(graph)
+    assert "claims.report" in graph["claims.runner"]  # the graph sees real imports
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+# --- the empirical protocol's training configurations -----------------------------------------
+
+@pytest.mark.parametrize("tier", ["quick", "full"])
+def test_every_planned_label_parses_back_to_its_method(tier, monkeypatch):
+    monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (3.0**-1, {}))
+    for job in (job for stage in protocol.stages(tier) for job in stage()):
+        method = protocol.Method.parse(job.algo)
+        assert method.label() == job.algo
+        assert (method.trainer(job.task)[0], method.fault) == (job.kwargs["algo"],
+                                                               job.kwargs.get("fault"))
+
+
+@pytest.mark.parametrize(("method", "label"), [
+    (protocol.Method("trpo"), "trpo"),
+    (protocol.Method("npg", npg_step=1 / 3), "npg@0.333333"),
+    (protocol.Method("npg", npg_step=3.0, fault="flip_advantages"), "npg@3+flip_advantages"),
+    (protocol.Method("trpo", delta=0.003), "trpo@delta=0.003"),
+    (protocol.Method("vine", fault="flip_advantages"), "vine+flip_advantages"),
+])
+def test_method_labels_by_hand(method, label):
+    assert method.label() == label
+    assert protocol.Method.parse(label) == method
+
+
+@pytest.mark.parametrize("label", ["ppo", "npg", "npg@", "trpo+", "vine@delta=0.1",
+                                   "npg@0.33333333", "trpo@delta=0.0300"])
+def test_labels_the_protocol_never_writes_are_rejected(label):
+    with pytest.raises(ValueError):
+        protocol.Method.parse(label)
+
+
+def test_npg_trains_with_the_step_its_label_shows():
+    """The cached runs were trained with the label's 6-digit step, not the sweep's float."""
+    assert protocol.Method("npg", npg_step=1 / 3).trainer("CartPole-v1") == (
+        "npg", {"step_size": 0.333333})
