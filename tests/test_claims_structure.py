@@ -22,7 +22,8 @@ def test_planned_empirical_job_keys_are_unchanged(tier, monkeypatch):
     """The job cache is keyed on each job's spec: the tier's planned trainings must hash to the
     keys recorded before the configuration strings were typed (tests/data/empirical_job_keys.json,
     recorded at main 8a9455b with the NPG sweep's winner patched to 1/3), or every cached
-    training would be trained again."""
+    training would be trained again. The key's other half, the code version (trpo_ref and the
+    job function's module, claims.jobs.job_code_version), is held fixed here."""
     monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (3.0**-1, {}))
     recorded = json.loads((DATA / "empirical_job_keys.json").read_text())[tier]
     jobs = [job for stage in protocol.stages(tier) for job in stage()]
