@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import inspect
 import json
 from pathlib import Path
 
@@ -54,6 +55,24 @@ def test_every_budget_is_a_frozen_dataclass_or_none(claim):
             with pytest.raises(dataclasses.FrozenInstanceError):
                 budget.__setattr__(dataclasses.fields(budget)[0].name, None)
             assert json.loads(json.dumps(budget.to_json())) == budget.to_json()
+
+
+def budget_classes() -> list[type[Budget]]:
+    """Every Budget subclass a registered claim uses, with its Budget bases."""
+    found = {type(b) for c in all_claims() if isinstance(c.budgets, dict)
+             for b in c.budgets.values() if isinstance(b, Budget)}
+    return sorted({k for cls in found for k in cls.__mro__
+                   if isinstance(k, type) and issubclass(k, Budget) and k is not Budget},
+                  key=lambda k: k.__qualname__)
+
+
+@pytest.mark.parametrize("cls", budget_classes(), ids=lambda k: k.__qualname__)
+def test_every_budget_field_has_a_one_line_doc(cls):
+    lines, _ = inspect.getsourcelines(cls)
+    own = set(cls.__annotations__)
+    documented = {line.split(":")[0].strip() for line in lines
+                  if line.startswith("    ") and not line.startswith("     ") and "  # " in line}
+    assert cls.__doc__ and own <= documented, sorted(own - documented)
 
 
 def test_budget_to_json_lists_fields_in_order_and_leaves_out_unset_optionals():
