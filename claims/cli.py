@@ -26,7 +26,6 @@ from typing import Any
 
 from claims import audit_cli, bench, climb_cli, compare, fork_check, impl, registry, train_cli
 from claims.core import DEFAULT_TIER, TIERS, Claim
-from claims.errors import UsageError
 from claims.fingerprint import DISTRIBUTION, git_state, package_version
 from claims.jobs import EXECUTORS, Execution, JobCache, ProgressPrinter
 from claims.report import (
@@ -49,7 +48,7 @@ from claims.runner import (
     run_claims,
     run_plan,
 )
-from claims.serialize import InputError, dumps, to_jsonable
+from claims.serialize import InputError, UsageError, dumps, to_jsonable
 
 PROG = "trpo-claims"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -297,7 +297,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from claims.errors import UsageError
+    from claims.serialize import UsageError
 
     claims = [registry.get(i) for i in args.claim] if args.claim else None
     if args.mutants:

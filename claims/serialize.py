@@ -92,6 +92,11 @@ class InputError(ValueError):
     message is one sentence naming the file; the command line prints it and exits 2."""
 
 
+class UsageError(Exception):
+    """A mistake in the command line; the command line prints it and exits 2. (Here, beside
+    :class:`InputError`, so every subcommand module can raise it without importing the CLI.)"""
+
+
 class MissingInputError(InputError, FileNotFoundError):
     """An :class:`InputError` for a file or directory that is not there (also a
     FileNotFoundError, for callers that catch that)."""

@@ -2,9 +2,11 @@
 
 Everything the section-8 claims train is declared here: the tasks and the published thresholds
 they are judged against, the Figure 4 methods per task, each tier's budget (steps, seeds), the
-natural-gradient step sweep, the delta sweep and the broken trainers of the negative controls.
-The claims only *read* these trainings (:func:`results` runs whatever the cache lacks), so one
-training serves every claim that needs it and a long run resumes job by job.
+natural-gradient step sweep, the delta sweep, the Atari games (Table 1) and the broken trainers
+of the negative controls. A training's configuration is a :class:`Method`, whose label is the
+job's ``algo`` in cache keys and reports. The claims only *read* these trainings
+(:func:`results` runs whatever the cache lacks), so one training serves every claim that needs
+it and a long run resumes job by job.
 
 Per-seed summaries are pure functions of one job's result: :func:`final_return` (mean episode
 return over the last 10% of iterations), :func:`mean_return` (the learning curve's average,

@@ -11,13 +11,12 @@ the implementation's spec and version, so a long run resumes and runs on ``--job
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, ClassVar
 
 import numpy as np
 
-from claims.core import Budget, Comparison, DecisionRule, Evidence, Verdict
+from claims.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.empirical import protocol
 from claims.empirical.common import ALPHA, EmpiricalClaim, judge, matrix, worst_task
 from claims.forks import seeded_bug
@@ -75,16 +74,8 @@ def final_return(returns: list[float], lengths: list[int]) -> float:
     return float(np.asarray(returns, dtype=float)[last].mean())
 
 
-@dataclass(frozen=True)
-class LearnsBudget(Budget):
-    """impl.learns: the implementation under test trains on each task for the given steps."""
-
-    tasks: tuple[tuple[str, int], ...]  # (env id, env steps per run) per task
-    seeds: tuple[int, ...]  # training seeds (the control runs the first only)
-
-
 @register
-class ImplementationLearns(EmpiricalClaim[LearnsBudget]):
+class ImplementationLearns(EmpiricalClaim):
     id = "impl.learns"
     title = "Trained with its defaults, the implementation passes a published TRPO score"
     statement = ("With one hyperparameter setting (delta = 0.01), TRPO learns cart-pole and the "
@@ -106,13 +97,13 @@ class ImplementationLearns(EmpiricalClaim[LearnsBudget]):
                     "it is wholly below.")
     comparison = Comparison(statistic="final return / published threshold per (task, seed)",
                             better="higher", margin=0.1)
-    budgets: ClassVar[dict[str, LearnsBudget | None]] = {
-        "quick": LearnsBudget(tasks=[["CartPole-v1", 75_000]], seeds=[0, 1]),
-        "standard": LearnsBudget(tasks=[["CartPole-v1", 250_000], ["Hopper-v5", 1_000_000]],
-                                 seeds=[0, 1, 2]),
-        "full": LearnsBudget(tasks=[["CartPole-v1", 250_000], ["Swimmer-v5", 1_000_000],
-                                    ["Hopper-v5", 1_000_000], ["Walker2d-v5", 1_000_000]],
-                             seeds=[0, 1, 2, 3, 4]),
+    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
+        "quick": {"tasks": [["CartPole-v1", 75_000]], "seeds": [0, 1]},
+        "standard": {"tasks": [["CartPole-v1", 250_000], ["Hopper-v5", 1_000_000]],
+                     "seeds": [0, 1, 2]},
+        "full": {"tasks": [["CartPole-v1", 250_000], ["Swimmer-v5", 1_000_000],
+                           ["Hopper-v5", 1_000_000], ["Walker2d-v5", 1_000_000]],
+                 "seeds": [0, 1, 2, 3, 4]},
     }
     deviations = (
         "The implementation trains with its own defaults (network, batch size, GAE, damping); "
@@ -120,15 +111,15 @@ class ImplementationLearns(EmpiricalClaim[LearnsBudget]):
     )
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
-        budget = self.tier_budget(tier)
+        budget = self.budget(tier) or {}
         spec = REFERENCE_SPEC if control else under_test().spec
-        seeds = budget.seeds[:1] if control else budget.seeds
+        seeds = budget["seeds"][:1] if control else budget["seeds"]
         version = implementation_version(spec)
         return [Job(self.id, env_id, "control" if control else "impl", s,
                     f"{__name__}:train_episodes",
                     {"spec": spec, "env_id": env_id, "seed": s, "total_steps": steps,
                      "bug": CONTROL_BUG if control else None, "version": version})
-                for env_id, steps in budget.tasks for s in seeds]
+                for env_id, steps in budget["tasks"] for s in seeds]
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
         if not control:
@@ -148,7 +139,7 @@ class ImplementationLearns(EmpiricalClaim[LearnsBudget]):
                 "implementation_version": results[0]["implementation_version"] if results
                 else None}
         summary = {f"{t}: mean final return": float(np.mean(v)) for t, v in finals.items()}
-        config = self.tier_budget(tier).to_json() | {"impl": jobs[0].kwargs["spec"] if jobs
+        config = dict(self.budget(tier) or {}) | {"impl": jobs[0].kwargs["spec"] if jobs
                                                    else None, "seed": seed}
         return self.evidence(tier, control, data, summary, config)
 
