@@ -15,7 +15,6 @@ through the trpo_ref adapter; every fault of :mod:`claims.step.line_search` in b
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import sys
@@ -44,7 +43,7 @@ def digest(value: Any) -> str:
             h.update(str(v.dtype).encode() + str(v.shape).encode() + v.tobytes())
         elif isinstance(v, dict):
             for key in sorted(v, key=str):
-                if isinstance(key, str) and key.startswith("time/") or key == "wall_s":
+                if (isinstance(key, str) and key.startswith("time/")) or key == "wall_s":
                     continue
                 h.update(repr(key).encode())
                 feed(v[key])
@@ -112,7 +111,8 @@ def _adapter_step(bug: str | None) -> str:
             obs = rng.normal(size=(256, 11))
             act = rng.normal(size=(256, 3))
             adv = rng.normal(size=256)
-            outcome = impl.policy_step(StepBatch(env_id="Hopper-v5", obs=obs, act=act, adv=adv), delta)
+            batch = StepBatch(env_id="Hopper-v5", obs=obs, act=act, adv=adv)
+            outcome = impl.policy_step(batch, delta)
             out.append([outcome.new.mean, outcome.new.std])
     return digest([out, step.get_flat_params(impl.policy)])
 
@@ -126,7 +126,8 @@ def _line_search_cases() -> str:
     policy = trpo.make_policy(config, env)
     env.close()
     rng = np.random.default_rng(1)
-    obs, act = torch.as_tensor(rng.normal(size=(300, 11))), torch.as_tensor(rng.normal(size=(300, 3)))
+    obs = torch.as_tensor(rng.normal(size=(300, 11)))
+    act = torch.as_tensor(rng.normal(size=(300, 3)))
     adv = torch.as_tensor(rng.normal(size=300))
     theta = step.get_flat_params(policy)
     out = []
