@@ -8,8 +8,9 @@ statistics, ...).
 
 :class:`JobCache` stores each finished job's result as one small JSON file, written atomically,
 under a key that hashes the job and its *code version* (:func:`job_code_version`: a hash of the
-source of ``trpo_ref``, of the job function's module and of any paths that module lists in
-``JOB_SOURCES``; an edit to any of them invalidates the cached results, committed or not, while
+source of ``trpo_ref``'s deep-RL half (:data:`SOURCE_PACKAGES`), of the job function's module
+and of any paths that module lists in ``JOB_SOURCES``; an edit to any of them invalidates the
+cached results, committed or not, while
 an edit to a claim's judgement or to the report does not, so a long run survives those).
 :func:`run_jobs` skips jobs already in the cache, runs the rest serially or
 on a process pool or a Ray cluster (the optional ``distributed`` extra), and stores each
@@ -44,7 +45,9 @@ from claims.serialize import (
 )
 
 EXECUTORS = ("serial", "process", "ray")
-SOURCE_PACKAGES = ("trpo_ref",)  # what every job's result may depend on
+# what every job's result may depend on: trpo_ref's deep-RL half (trainings never import
+# trpo_ref.tabular; tests/test_structure.py checks that every trpo_ref module a job loads is here)
+SOURCE_PACKAGES = ("trpo_ref/__init__.py", "trpo_ref/atomic.py", "trpo_ref/deep")
 _REPO = Path(__file__).resolve().parents[1]
 
 

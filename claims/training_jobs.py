@@ -8,10 +8,11 @@ improvement. Raw per-iteration rows are not returned: they can be large, and the
 curves and step statistics.
 
 ``fault`` runs a deliberately broken trainer, the negative controls of the empirical claims; the
-bug is injected here, in the worker, so ``trpo_ref`` carries no broken code paths:
+fault (declared in :mod:`claims.faults`) is applied here, in the worker, so ``trpo_ref`` carries
+no broken code paths:
 
-- ``"flip_advantages"``: the advantages handed to the update are negated (a sign error), so every
-  step *descends* the true surrogate while its own bookkeeping reports an improvement.
+- ``"flip_advantages"``: the advantages handed to the update are negated (a sign error), so
+  every step *descends* the true surrogate while its own bookkeeping reports an improvement.
 - ``"unchecked_big_step"``: the step scale is 10x beta (a scale bug) and the line search's KL
   test is gone (limit = infinity), so nothing catches the 100x KL.
 """
@@ -25,7 +26,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from trpo_ref.deep import derivative_free, step, trpo
+from claims import faults
+from trpo_ref.deep import derivative_free, trpo
 
 DERIVATIVE_FREE = set(derivative_free.DF_ALGOS)
 
@@ -33,46 +35,18 @@ DERIVATIVE_FREE = set(derivative_free.DF_ALGOS)
 STEP_KEYS = ("train/kl_mean", "train/kl_max", "train/kl_full_step", "train/accepted",
              "train/backtracks", "train/surrogate_predicted", "train/surrogate_actual",
              "train/adv_raw_mean", "train/adv_raw_std")
-FAULTS = ("flip_advantages", "unchecked_big_step")
+FAULTS = ("flip_advantages", "unchecked_big_step")  # names in claims.faults
+JOB_SOURCES = ("claims/faults.py",)  # the faults' code: part of the jobs' cache key
 
 
 @contextlib.contextmanager
 def injected(fault: str | None) -> Iterator[None]:
-    """Run the body with ``fault`` (one of :data:`FAULTS`, or None for no fault) in place."""
-    if fault is None:
-        yield
-        return
-    if fault not in FAULTS:
+    """Run the body with ``fault`` (one of :data:`FAULTS`, or None for no fault) in place: the
+    registry's fault of that name (:func:`claims.faults.applied`)."""
+    if fault is not None and fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; choose one of {FAULTS}")
-    patches: dict[tuple[Any, str], Any] = {}
-    if fault == "flip_advantages":
-        make_batch = trpo.make_batch
-
-        def flipped(policy: Any, obs: Any, act: Any, adv: Any) -> Any:
-            return make_batch(policy, obs, act, -adv)
-
-        patches[trpo, "make_batch"] = flipped
-    else:
-        step_scale, line_search = step.step_scale, step.line_search
-
-        def big(s_a_s: float, delta: float) -> tuple[float, str | None]:
-            beta, reason = step_scale(s_a_s, delta)
-            return 10.0 * beta, reason
-
-        def unchecked(policy: Any, theta_old: Any, full_step: Any, evaluate: Any,
-                      surrogate_old: float, limit: float, *rest: Any) -> Any:
-            return line_search(policy, theta_old, full_step, evaluate, surrogate_old,
-                               math.inf, *rest)
-
-        patches[step, "step_scale"], patches[step, "line_search"] = big, unchecked
-    saved = {key: getattr(*key) for key in patches}
-    for (module, name), replacement in patches.items():
-        setattr(module, name, replacement)
-    try:
+    with faults.applied(fault):
         yield
-    finally:
-        for (module, name), original in saved.items():
-            setattr(module, name, original)
 
 
 def train_job(env_id: str, algo: str, seed: int, total_steps: int,

@@ -83,8 +83,8 @@ def test_the_finite_guard_control_accepts_a_nan_candidate():
     theta = step.get_flat_params(policy)
     for bug, accepted in ((None, False), ("no_finite_guard", True)):
         with seeded_bug(bug):
-            result = step.line_search(policy, theta, torch.ones_like(theta),
-                                      lambda: (math.nan, math.nan), 0.0, 0.01)
+            result = step.current_strategies().line_search(
+                policy, theta, torch.ones_like(theta), lambda: (math.nan, math.nan), 0.0, 0.01)
         assert result.accepted is accepted
 
 

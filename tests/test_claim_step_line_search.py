@@ -7,16 +7,15 @@ import pytest
 import torch
 
 from claims.core import Evidence, Status
+from claims.faults import FAULTS as REGISTRY
+from claims.faults import fvp_negative, fvp_zero
 from claims.step.batches import param_bits, surrogate_and_kl, task_config, trained_batch
 from claims.step.line_search import (
     FAULTS,
     PATHS,
     LineSearchRestores,
-    _fvp_fault_negative,
-    _fvp_fault_zero,
     _line_search_bug_no_restore,
     _nan_advantages,
-    _nan_when_evaluating,
     injected,
     run_line_search_case,
     run_update_case,
@@ -82,24 +81,25 @@ def test_empty_evidence_is_inconclusive():
     assert CLAIM.decide(Evidence(CLAIM.id, "quick", False, {})).status is Status.INCONCLUSIVE
 
 
-def test_injected_restores_the_module_even_on_error():
-    real = step_module.conjugate_gradient
+def test_injected_restores_the_strategies_even_on_error():
+    real = step_module.current_strategies()
     with pytest.raises(RuntimeError), injected(conjugate_gradient=None):
-        assert step_module.conjugate_gradient is None
+        assert step_module.current_strategies().conjugate_gradient is None
         raise RuntimeError("boom")
-    assert step_module.conjugate_gradient is real
+    assert step_module.current_strategies() is real
+    assert step_module.conjugate_gradient.__name__ == "conjugate_gradient"  # never patched
 
 
 def test_fault_fvps_give_non_positive_curvature():
     v = torch.tensor([1.0, -2.0], dtype=torch.float64)
-    assert float(v @ _fvp_fault_negative(None, None, (), 0.1)(v)) == -5.0
-    assert float(v @ _fvp_fault_zero(None, None, (), 0.1)(v)) == 0.0
+    assert float(v @ fvp_negative(None, None, (), 0.1)(v)) == -5.0
+    assert float(v @ fvp_zero(None, None, (), 0.1)(v)) == 0.0
     assert step_module.step_scale(-5.0, 0.01)[1] and step_module.step_scale(0.0, 0.01)[1]
 
 
 def test_nan_faults_only_at_evaluation(item):
     policy, batch = item.policy, item.batch
-    nan_surrogate = _nan_when_evaluating(step_module.surrogate)
+    nan_surrogate = REGISTRY["nonfinite_surrogate"].pieces()["surrogate"]
     assert math.isfinite(float(nan_surrogate(policy, batch).detach()))
     with torch.no_grad():
         assert math.isnan(float(nan_surrogate(policy, batch)))

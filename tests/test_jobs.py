@@ -216,10 +216,11 @@ def test_one_progress_counter_across_the_calls_of_a_run(tmp_path):
 
 
 def test_job_code_version_covers_trpo_ref_and_the_job_module_only():
-    from claims.jobs import job_code_version
+    from claims.jobs import SOURCE_PACKAGES, job_code_version
 
     version = job_code_version("claims.training_jobs:train_job")
-    assert version == code_version(("trpo_ref", "claims/training_jobs.py"))
+    assert version == code_version((*SOURCE_PACKAGES, "claims/training_jobs.py",
+                                    "claims/faults.py"))  # training_jobs.JOB_SOURCES
     assert version != job_code_version("tests.test_jobs:square")
 
 

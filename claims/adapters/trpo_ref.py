@@ -1,9 +1,10 @@
 """``trpo_ref`` as an implementation (:mod:`claims.impl`): the reference the suite checks others
 against, and the base of the seeded-bug forks (:mod:`claims.forks`).
 
-``policy_step`` goes through ``trpo_ref.deep.step``'s module attributes (``make_batch``,
-``update``) exactly as the training loop does, so a seeded bug patched there shows up here. It
-also offers the optional ``inspect`` and ``snapshot`` capabilities (:mod:`claims.impl`).
+``policy_step`` calls ``trpo_ref.deep.step``'s ``make_batch`` and ``update`` exactly as the
+training loop does, so a seeded bug applied to the update's hook points (:mod:`claims.faults`)
+shows up here. It also offers the optional ``inspect`` and ``snapshot`` capabilities
+(:mod:`claims.impl`).
 """
 
 from __future__ import annotations

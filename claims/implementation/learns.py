@@ -27,8 +27,8 @@ from trpo_ref.deep.runtime import torch_threads
 
 FINAL_FRACTION = 0.1
 CONTROL_BUG = "flip_advantages"
-JOB_SOURCES = ("claims/impl.py", "claims/forks.py", "claims/adapters/trpo_ref.py",
-               "claims/adapters/sb3_contrib.py")
+JOB_SOURCES = ("claims/impl.py", "claims/forks.py", "claims/faults.py",
+               "claims/adapters/trpo_ref.py", "claims/adapters/sb3_contrib.py")
 
 
 def implementation_version(spec: str) -> str:

@@ -31,6 +31,7 @@ from claims.core import (
     Verdict,
     per_example,
 )
+from claims.faults import fvp_old_attached
 from claims.registry import register
 from claims.stats import bootstrap_ci, leave_one_out_terms, norm_of_mean
 from claims.step.batches import task_config, trained_batch
@@ -65,25 +66,9 @@ def explicit_kl_hessian(policy: Policy, obs: torch.Tensor, old_params: DistParam
     return torch.autograd.functional.hessian(mean_kl, theta).detach().numpy()
 
 
-def _fvp_bug_live_old(
-    policy: Policy, obs: torch.Tensor, old_params: DistParams, damping: float
-) -> step.VectorProduct:
-    """BUG (negative control): the KL taken against the live policy, KL(pi_theta || pi_theta),
-    pi_old not detached (``old_params`` ignored). The function is identically 0 in theta, so its
-    Hessian is 0 and the "Fisher" product degenerates to damping * v."""
-    del old_params
-    live = policy.dist_params(obs)
-    grad_kl = step.flat_grad(
-        policy.kl_from(live, policy.dist_params(obs)).mean(), policy, create_graph=True
-    )
-    params = list(policy.parameters())
-
-    def product(v: torch.Tensor) -> torch.Tensor:
-        hv = torch.autograd.grad(grad_kl @ v, params, retain_graph=True, allow_unused=True)
-        flat = [torch.zeros_like(p) if h is None else h for h, p in zip(hv, params, strict=True)]
-        return torch.cat([h.reshape(-1) for h in flat]) + damping * v
-
-    return product
+# BUG (negative control): the Fisher-vector product with the KL against the live policy, pi_old
+# not detached (KL(pi_theta || pi_theta) = 0, so A = damping I); one definition, in claims.faults
+_fvp_bug_live_old = fvp_old_attached
 
 
 def _reference_fvp(

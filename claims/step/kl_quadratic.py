@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
+from claims.faults import fvp_old_attached
 from claims.plotting import pyplot, save_figure
 from claims.registry import register
 from claims.step.batches import (
@@ -31,34 +31,13 @@ from claims.step.batches import (
     trpo_full_step,
     trpo_update,
 )
-from trpo_ref.deep.policies import DistParams, Policy
 from trpo_ref.deep.runtime import torch_threads
-from trpo_ref.deep.step import fisher_vector_product_fn, flat_grad, set_flat_params
+from trpo_ref.deep.step import fisher_vector_product_fn, set_flat_params
 from trpo_ref.deep.trpo import TRPOConfig
 
-
-def _fvp_bug_old_not_detached(
-    policy: Policy, obs: torch.Tensor, old_params: DistParams, damping: float,
-    index: torch.Tensor | None = None,
-) -> Any:
-    """BUG (negative control): the Fisher-vector product of the mean KL with pi_old recomputed
-    from the policy inside the graph (``.detach()`` forgotten). KL(pi_theta || pi_theta) is 0
-    for every theta, so its Hessian vanishes and A = damping * I: s = g / damping, and beta s
-    has the length sqrt(2 delta / damping) along g whatever the true curvature."""
-    if index is not None:
-        obs = obs[index]
-    params = policy.dist_params(obs)  # BUG: should be the detached old_params
-    grad_kl = flat_grad(policy.kl_from(params, policy.dist_params(obs)).mean(), policy,
-                        create_graph=True)
-    weights = list(policy.parameters())
-
-    def product(v: torch.Tensor) -> torch.Tensor:
-        hv = torch.autograd.grad(grad_kl @ v, weights, retain_graph=True, allow_unused=True)
-        flat = torch.cat([(torch.zeros_like(w) if h is None else h).reshape(-1)
-                          for h, w in zip(hv, weights, strict=True)])
-        return flat + damping * v
-
-    return product
+# BUG (negative control): the Fisher-vector product with pi_old recomputed inside the graph
+# (KL(pi_theta || pi_theta) = 0, so A = damping I); one definition, in claims.faults
+_fvp_bug_old_not_detached = fvp_old_attached
 
 
 def full_step_kl_along_training(

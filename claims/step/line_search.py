@@ -7,9 +7,9 @@ why). Faults are injected on real batches of short-trained policies, into two th
 - the line search alone (``line_search_fn``, default trpo_ref.deep.step.line_search), fed a
   faulty full step or a faulty evaluate; the s^T A s faults go through step.step_scale's guard
   (the harness calls the line search only when the guard passes);
-- the whole update (trpo_ref.deep.step.update). step.update has no parameter for a broken
-  Fisher-vector product, direction or step scale, so those faults are injected by replacing
-  the module attributes it calls (``trpo_ref.deep.step.conjugate_gradient`` etc.) for the
+- the whole update (trpo_ref.deep.step.update). The faults are the registry's
+  (:mod:`claims.faults`: a broken Fisher-vector product, direction, step scale or surrogate),
+  applied to the update's hook points (:class:`trpo_ref.deep.step.UpdateStrategies`) for the
   duration of one call, and restored afterwards (:func:`injected`).
 """
 
@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from claims import faults as fault_registry
 from claims.core import Claim, Comparison, DecisionRule, Evidence, Kind, Verdict, per_example
 from claims.registry import register
 from claims.step.batches import (
@@ -39,7 +40,7 @@ from claims.step.batches import (
     trpo_update,
 )
 from trpo_ref.deep import step as step_module
-from trpo_ref.deep.policies import DistParams, Policy
+from trpo_ref.deep.policies import Policy
 from trpo_ref.deep.runtime import torch_threads
 from trpo_ref.deep.step import (
     LineSearchResult,
@@ -50,43 +51,16 @@ from trpo_ref.deep.step import (
 )
 from trpo_ref.deep.trpo import TRPOConfig
 
+# the bad steps, by their names in claims.faults
 FAULTS = ("reversed_direction", "inflated_beta_x100", "nonfinite_surrogate", "fvp_negative",
           "fvp_zero")
 PATHS = ("line_search", "update")
-BETA_INFLATION = 100.0
+BETA_INFLATION = fault_registry.BETA_INFLATION
 
 LineSearchFn = Callable[..., LineSearchResult]
 
 
 # --- faults ---------------------------------------------------------------------------------------
-
-def _fvp_fault_negative(
-    policy: Policy, obs: torch.Tensor, old_params: DistParams, damping: float,
-    index: torch.Tensor | None = None,
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """FAULT: v -> -v, a negative definite "Fisher": CG gives s = -g and s^T A s < 0."""
-    return lambda v: -v
-
-
-def _fvp_fault_zero(
-    policy: Policy, obs: torch.Tensor, old_params: DistParams, damping: float,
-    index: torch.Tensor | None = None,
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """FAULT: v -> 0, a vanished Fisher without damping: CG divides by p^T A p = 0, s^T A s is
-    0 or not finite."""
-    return lambda v: torch.zeros_like(v)
-
-
-def _nan_when_evaluating(real: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """FAULT: the surrogate is right when differentiated (the gradient at theta_old) and NaN
-    when evaluated without a graph (the line search's candidates)."""
-
-    def surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
-        value = real(policy, batch)
-        return value if torch.is_grad_enabled() else value * math.nan
-
-    return surrogate
-
 
 def _nan_advantages(batch: PolicyBatch) -> PolicyBatch:
     """The batch with a NaN in the first advantage (used only to evaluate candidates)."""
@@ -96,16 +70,11 @@ def _nan_advantages(batch: PolicyBatch) -> PolicyBatch:
 
 
 @contextmanager
-def injected(**replacements: Any) -> Iterator[None]:
-    """Replace attributes of trpo_ref.deep.step (what step.update calls) for the body only."""
-    saved = {name: getattr(step_module, name) for name in replacements}
-    try:
-        for name, value in replacements.items():
-            setattr(step_module, name, value)
+def injected(**pieces: Any) -> Iterator[None]:
+    """Run the body with ``pieces`` of trpo_ref's update replaced (fields of
+    :class:`trpo_ref.deep.step.UpdateStrategies`); the strategies in force come back after."""
+    with step_module.use_strategies(**pieces):
         yield
-    finally:
-        for name, value in saved.items():
-            setattr(step_module, name, value)
 
 
 def _line_search_bug_no_restore(
@@ -145,7 +114,7 @@ def run_line_search_case(
 ) -> tuple[bool, str | None]:
     """Inject ``fault`` into a line search on ``batch``; returns (rejected, reason). The
     s^T A s faults are stopped by step.step_scale's guard before any line search."""
-    fvp = {"fvp_negative": _fvp_fault_negative, "fvp_zero": _fvp_fault_zero}.get(
+    fvp = {"fvp_negative": fault_registry.fvp_negative, "fvp_zero": fault_registry.fvp_zero}.get(
         fault, fisher_vector_product_fn)
     step = trpo_full_step(policy, batch, config, generator, fvp_fn=fvp)
     if step.full_step is None:
@@ -163,26 +132,6 @@ def run_line_search_case(
     return not result.accepted, result.reason
 
 
-def _update_injections(fault: str) -> dict[str, Any]:
-    real_cg, real_scale = step_module.conjugate_gradient, step_module.step_scale
-
-    def reversed_cg(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, float]:
-        s, residual = real_cg(*args, **kwargs)
-        return -s, residual
-
-    def inflated_scale(s_a_s: float, delta: float) -> tuple[float, str | None]:
-        beta, reason = real_scale(s_a_s, delta)
-        return BETA_INFLATION * beta, reason
-
-    return {
-        "reversed_direction": {"conjugate_gradient": reversed_cg},
-        "inflated_beta_x100": {"step_scale": inflated_scale},
-        "nonfinite_surrogate": {"surrogate": _nan_when_evaluating(step_module.surrogate)},
-        "fvp_negative": {"fisher_vector_product_fn": _fvp_fault_negative},
-        "fvp_zero": {"fisher_vector_product_fn": _fvp_fault_zero},
-    }[fault]
-
-
 def run_update_case(
     fault: str, policy: Policy, batch: PolicyBatch, config: TRPOConfig,
     generator: torch.Generator, line_search_fn: LineSearchFn,
@@ -190,7 +139,7 @@ def run_update_case(
     """Inject ``fault`` into trpo_ref.deep.step.update (with ``line_search_fn`` as its line
     search); returns (rejected, reason) as the update's log reports them (a rejection must also
     log step_fraction 0)."""
-    with injected(line_search=line_search_fn, **_update_injections(fault)):
+    with injected(line_search=line_search_fn, **fault_registry.FAULTS[fault].pieces()):
         metrics = trpo_update(policy, batch, config, generator)
     rejected = metrics["train/accepted"] is False and metrics["train/step_fraction"] == 0.0
     reason = metrics["train/reject_reason"]
@@ -305,7 +254,7 @@ class LineSearchRestores(Claim[WarmupBudget]):
             "paths": list(PATHS),
             "beta_inflation": BETA_INFLATION,
             "line_search": getattr(line_search_fn, "__qualname__", repr(line_search_fn)),
-            "update": "trpo_ref.deep.step.update (faults injected into its module attributes)",
+            "update": "trpo_ref.deep.step.update (faults applied to its UpdateStrategies)",
             "runs": runs,
         }
         summary = _summarize(rows)

@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -289,6 +290,35 @@ def train(
         env.close()
 
 
+def _open_log(config: DerivativeFreeConfig, out_dir: str | Path) -> Any:
+    """out_dir/config.json written and metrics.jsonl opened (truncated)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    return (out / "metrics.jsonl").open("w")
+
+
+def _generation_metrics(search: CEMSearch | CMASearch, candidates: np.ndarray,
+                        fitness: np.ndarray, evaluations: list[Evaluation]) -> Metrics:
+    """One generation's episode and search-distribution statistics (no counters, no times)."""
+    returns = np.array([r for e in evaluations for r in e.returns])
+    lengths = np.array([n for e in evaluations for n in e.lengths])
+    return {
+        "rollout/steps": int(lengths.sum()),
+        "rollout/episodes": len(returns),
+        "rollout/ep_return_mean": float(returns.mean()),
+        "rollout/ep_return_std": float(returns.std()),
+        "rollout/ep_return_min": float(returns.min()),
+        "rollout/ep_return_max": float(returns.max()),
+        "rollout/ep_len_mean": float(lengths.mean()),
+        "es/population": len(candidates),
+        "es/fitness_best": float(fitness.max()),
+        "es/fitness_mean": float(fitness.mean()),
+        "es/fitness_std": float(fitness.std()),
+        "es/stop": search.stop_reason(),
+    }
+
+
 def _train(
     config: DerivativeFreeConfig,
     env: gym.Env,
@@ -303,13 +333,7 @@ def _train(
     action_noise = torch.Generator().manual_seed(config.seed)
     x0 = get_flat_params(policy).numpy().astype(np.float64)
     search = (CEMSearch if config.algo == "cem" else CMASearch)(config, x0)
-
-    log_file = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-        log_file = (out / "metrics.jsonl").open("w")
+    log_file = _open_log(config, out_dir) if out_dir is not None else None
     history: list[Metrics] = []
     total_steps, generation = 0, 0
     try:
@@ -333,29 +357,12 @@ def _train(
             if not frames:
                 normalizer.update(np.concatenate([o for e in evaluations for o in e.raw_obs]))
             t_update = time.perf_counter()
-
-            returns = np.array([r for e in evaluations for r in e.returns])
-            lengths = np.array([n for e in evaluations for n in e.lengths])
-            total_steps += int(lengths.sum())
-            metrics.update({
-                "global/iteration": generation,
-                "global/steps": total_steps,
-                "rollout/steps": int(lengths.sum()),
-                "rollout/episodes": len(returns),
-                "rollout/ep_return_mean": float(returns.mean()),
-                "rollout/ep_return_std": float(returns.std()),
-                "rollout/ep_return_min": float(returns.min()),
-                "rollout/ep_return_max": float(returns.max()),
-                "rollout/ep_len_mean": float(lengths.mean()),
-                "es/population": len(candidates),
-                "es/fitness_best": float(fitness.max()),
-                "es/fitness_mean": float(fitness.mean()),
-                "es/fitness_std": float(fitness.std()),
-                "es/stop": search.stop_reason(),
-                "time/rollout_s": t_rollout - t_start,
-                "time/update_s": t_update - t_rollout,
-                "time/iteration_s": t_update - t_start,
-            })
+            stats = _generation_metrics(search, candidates, fitness, evaluations)
+            total_steps += stats["rollout/steps"]
+            metrics.update({"global/iteration": generation, "global/steps": total_steps, **stats,
+                            "time/rollout_s": t_rollout - t_start,
+                            "time/update_s": t_update - t_rollout,
+                            "time/iteration_s": t_update - t_start})
             history.append(metrics)
             if log_file is not None:
                 log_file.write(json.dumps(jsonable_metrics(metrics)) + "\n")
@@ -368,4 +375,3 @@ def _train(
         if log_file is not None:
             log_file.close()
     return history
-

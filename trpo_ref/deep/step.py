@@ -25,13 +25,23 @@ until L improves and the KL, recomputed on the full batch, is <= delta.
 
 Every rule refuses to leave non-finite parameters: a step that is not finite is rejected and
 the exact old parameters stay in place (they are restored bit for bit from a saved copy).
+
+The update is made of pieces (:class:`UpdateStrategies`: the advantages' transform, surrogate,
+KL, Fisher-vector product, conjugate gradient, step scale, line search, the update itself),
+read at call time from one context variable; trpo_ref only ever runs the paper's
+(:data:`PAPER`). They are the hook points where the suite's negative controls swap in a broken
+piece (:func:`use_strategies`, :mod:`claims.faults`) without patching any module.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,6 +49,7 @@ from torch import nn
 from trpo_ref.deep.policies import DiagGaussianMLP, DistParams, Policy
 
 ALGOS = ("trpo", "npg", "max-kl", "empirical-fim", "pg")
+LINE_SEARCH_ALGOS = ("trpo", "max-kl", "empirical-fim")  # the rules with a KL bound
 
 VectorProduct = Callable[[torch.Tensor], torch.Tensor]
 
@@ -109,11 +120,12 @@ class PolicyBatch:
 def make_batch(
     policy: Policy, obs: torch.Tensor, act: torch.Tensor, adv: torch.Tensor
 ) -> PolicyBatch:
-    """Freeze pi_old = the current policy on ``obs`` (no graph kept)."""
+    """Freeze pi_old = the current policy on ``obs`` (no graph kept); the advantages pass
+    through :attr:`UpdateStrategies.advantages` (the paper: as given)."""
     with torch.no_grad():
         old_params = tuple(t.detach().clone() for t in policy.dist_params(obs))
         old_log_prob = policy.log_prob_from(old_params, act)
-    return PolicyBatch(obs, act, adv, old_params, old_log_prob)
+    return PolicyBatch(obs, act, current_strategies().advantages(adv), old_params, old_log_prob)
 
 
 def surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
@@ -124,9 +136,16 @@ def surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
     return (torch.exp(log_prob - batch.old_log_prob) * batch.adv).mean()
 
 
+def policy_kl(policy: Policy, old_params: DistParams, obs: torch.Tensor) -> torch.Tensor:
+    """KL(pi_old(.|s_n) || pi_theta(.|s_n)) for every state of ``obs`` (the KL of eq. (12),
+    summed over action dimensions); shape (N,)."""
+    return policy.kl(old_params, obs)
+
+
 def kl_per_state(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
-    """KL(pi_old(.|s_n) || pi_theta(.|s_n)) for every state of the batch; shape (N,)."""
-    return policy.kl(batch.old_params, batch.obs)
+    """KL(pi_old(.|s_n) || pi_theta(.|s_n)) for every state of the batch, by
+    :attr:`UpdateStrategies.kl` (the paper: :func:`policy_kl`); shape (N,)."""
+    return current_strategies().kl(policy, batch.old_params, batch.obs)
 
 
 # --- Fisher-vector products and conjugate gradient -----------------------------------------------
@@ -144,10 +163,12 @@ def fisher_vector_product_fn(
     without forming it. pi_old enters as detached ``old_params``; the gradient of the mean KL is
     built once with its graph, and each product is one backward pass through it. ``index``
     restricts the mean to those rows (App. C's subsample: only the Fisher products use it).
+    The KL is :attr:`UpdateStrategies.kl` (the paper: :func:`policy_kl`).
     """
     if index is not None:
         obs, old_params = obs[index], tuple(t[index] for t in old_params)
-    grad_kl = flat_grad(policy.kl(old_params, obs).mean(), policy, create_graph=True)
+    kl = current_strategies().kl(policy, old_params, obs)
+    grad_kl = flat_grad(kl.mean(), policy, create_graph=True)
     params = list(policy.parameters())
 
     def product(v: torch.Tensor) -> torch.Tensor:
@@ -314,6 +335,9 @@ def subsample_index(n: int, fraction: float, generator: torch.Generator | None) 
     return torch.randperm(n, generator=generator)[:k].sort().values
 
 
+Metrics = dict[str, float | int | bool | str | None]
+
+
 def update(
     policy: Policy,
     batch: PolicyBatch,
@@ -327,7 +351,7 @@ def update(
     fvp_subsample: float = 1.0,
     step_size: float = 0.1,
     generator: torch.Generator | None = None,
-) -> dict[str, float | int | bool | str | None]:
+) -> Metrics:
     """One update of ``policy`` on ``batch`` by rule ``algo`` (see the module docstring).
 
     ``delta``: KL bound (trpo, max-kl, empirical-fim). ``step_size``: fixed step (npg, pg).
@@ -335,14 +359,63 @@ def update(
     surrogate and KL checks always use the full batch); 1.0 here, the paper's 0.1 in
     :class:`trpo_ref.deep.trpo.TRPOConfig`. Returns metrics, keys ``train/...``; the
     KL and surrogate metrics are measured at the parameters actually left in place.
+    Runs :attr:`UpdateStrategies.update` (the paper: :func:`trust_region_update`).
     """
+    return current_strategies().update(
+        policy, batch, algo=algo, delta=delta, damping=damping, cg_iters=cg_iters,
+        backtrack=backtrack, max_backtracks=max_backtracks, fvp_subsample=fvp_subsample,
+        step_size=step_size, generator=generator,
+    )
+
+
+def trust_region_update(
+    policy: Policy,
+    batch: PolicyBatch,
+    *,
+    algo: str = "trpo",
+    delta: float = 0.01,
+    damping: float = 0.1,
+    cg_iters: int = 10,
+    backtrack: float = 0.8,
+    max_backtracks: int = 10,
+    fvp_subsample: float = 1.0,
+    step_size: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> Metrics:
+    """The update of :func:`update` (same arguments), section 6 / App. C: g = grad L (eq. (14)),
+    the rule's full step, the line search or the plain step, then the outcome's metrics."""
     if algo not in ALGOS:
         raise ValueError(f"unknown algo {algo!r}; choose one of {ALGOS}")
+    ops = current_strategies()
     theta_old = get_flat_params(policy)
-    surrogate_old_t = surrogate(policy, batch)
+    surrogate_old_t = ops.surrogate(policy, batch)
     g = flat_grad(surrogate_old_t, policy)
     surrogate_old = float(surrogate_old_t.detach())
-    metrics: dict[str, float | int | bool | str | None] = {
+    metrics = _initial_metrics(g, damping)
+    full_step, reason = None, "gradient is not finite"
+    if torch.isfinite(g).all():
+        full_step, reason = _full_step(policy, batch, g, metrics, algo=algo, delta=delta,
+                                       damping=damping, cg_iters=cg_iters,
+                                       fvp_subsample=fvp_subsample, step_size=step_size,
+                                       generator=generator)
+    if full_step is not None and not torch.isfinite(full_step).all():
+        reason, full_step = "step is not finite", None
+    fraction = 0.0
+    if full_step is not None:
+        metrics["train/surrogate_predicted_full"] = float(g @ full_step)
+        fraction, reason = _take_step(policy, batch, theta_old, full_step, surrogate_old,
+                                      metrics, algo=algo, delta=delta, backtrack=backtrack,
+                                      max_backtracks=max_backtracks)
+    if fraction == 0.0:
+        set_flat_params(policy, theta_old)  # already in place unless a branch above moved it
+    metrics.update(_outcome_metrics(policy, batch, g, theta_old, surrogate_old, reason,
+                                    fraction))
+    return metrics
+
+
+def _initial_metrics(g: torch.Tensor, damping: float) -> Metrics:
+    """The metrics every rule reports, before the step is known (nan / 0: not computed)."""
+    return {
         "train/grad_norm": float(g.norm()),
         "train/damping": damping,
         "train/beta": math.nan,
@@ -354,71 +427,104 @@ def update(
         "train/surrogate_predicted_full": math.nan,
         "train/kl_full_step": math.nan,
     }
-    reason: str | None = None
-    full_step: torch.Tensor | None = None
-    use_line_search = algo in ("trpo", "max-kl", "empirical-fim")
 
-    if not torch.isfinite(g).all():
-        reason = "gradient is not finite"
-    elif algo == "pg":
-        full_step = step_size * g
+
+def _full_step(
+    policy: Policy, batch: PolicyBatch, g: torch.Tensor, metrics: Metrics, *, algo: str,
+    delta: float, damping: float, cg_iters: int, fvp_subsample: float, step_size: float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor | None, str | None]:
+    """(full step, None), or (None, reason) when the step scale rejects it: step_size g (pg),
+    step_size s (npg) or beta s (the KL-bounded rules), s ~= A^{-1} g."""
+    if algo == "pg":
+        return step_size * g, None
+    s, s_a_s = _natural_direction(policy, batch, g, metrics, algo=algo, damping=damping,
+                                  cg_iters=cg_iters, fvp_subsample=fvp_subsample,
+                                  generator=generator)
+    if algo == "npg":
+        return step_size * s, None
+    if algo == "max-kl":
+        s_a_s = _max_kl_quadratic(policy, batch, s, damping)
+        metrics["train/sAs_max"] = s_a_s
+    beta, reason = current_strategies().step_scale(s_a_s, delta)
+    metrics["train/beta"] = beta
+    return (beta * s if reason is None else None), reason
+
+
+def _natural_direction(
+    policy: Policy, batch: PolicyBatch, g: torch.Tensor, metrics: Metrics, *, algo: str,
+    damping: float, cg_iters: int, fvp_subsample: float, generator: torch.Generator | None,
+) -> tuple[torch.Tensor, float]:
+    """(s, s^T A s): s ~= A^{-1} g by CG (App. C), A the Fisher matrix (the empirical FIM for
+    ``empirical-fim``) on a ``fvp_subsample`` fraction of the states, plus damping I."""
+    ops = current_strategies()
+    index = subsample_index(len(batch), fvp_subsample, generator)
+    metrics["train/fvp_states"] = int(index.numel())
+    if algo == "empirical-fim":
+        a_v = empirical_fisher_vector_product_fn(
+            policy, batch.obs[index], batch.act[index], damping
+        )
     else:
-        index = subsample_index(len(batch), fvp_subsample, generator)
-        metrics["train/fvp_states"] = int(index.numel())
-        if algo == "empirical-fim":
-            a_v = empirical_fisher_vector_product_fn(
-                policy, batch.obs[index], batch.act[index], damping
-            )
-        else:
-            a_v = fisher_vector_product_fn(policy, batch.obs, batch.old_params, damping, index)
-        s, residual = conjugate_gradient(a_v, g, cg_iters)
-        s_a_s = float(s @ a_v(s))
-        metrics["train/cg_residual"] = residual
-        metrics["train/sAs"] = s_a_s
-        if algo == "npg":
-            full_step = step_size * s
-        else:
-            if algo == "max-kl":
-                quad = per_state_quadratic(policy, batch.obs, s).detach()
-                s_a_s = float(quad.max()) + damping * float(s @ s)
-                metrics["train/sAs_max"] = s_a_s
-            beta, reason = step_scale(s_a_s, delta)
-            metrics["train/beta"] = beta
-            if reason is None:
-                full_step = beta * s
+        a_v = ops.fisher_product(policy, batch.obs, batch.old_params, damping, index)
+    s, residual = ops.conjugate_gradient(a_v, g, cg_iters)
+    s_a_s = float(s @ a_v(s))
+    metrics["train/cg_residual"] = residual
+    metrics["train/sAs"] = s_a_s
+    return s, s_a_s
 
-    if full_step is not None and not torch.isfinite(full_step).all():
-        reason, full_step = "step is not finite", None
-    fraction = 0.0
-    if full_step is not None:
-        metrics["train/surrogate_predicted_full"] = float(g @ full_step)
-        if use_line_search:
-            def evaluate() -> tuple[float, float]:
-                with torch.no_grad():
-                    kl = kl_per_state(policy, batch)
-                    constraint = kl.max() if algo == "max-kl" else kl.mean()
-                    return float(surrogate(policy, batch)), float(constraint)
 
-            result = line_search(
-                policy, theta_old, full_step, evaluate, surrogate_old, delta,
-                backtrack, max_backtracks,
-            )
-            fraction, reason = result.fraction, result.reason
-            metrics["train/backtracks"] = result.backtracks
-            metrics["train/kl_full_step"] = result.constraint_full
-        else:
-            set_flat_params(policy, theta_old + full_step)
-            fraction = 1.0
-            with torch.no_grad():
-                metrics["train/kl_full_step"] = float(kl_per_state(policy, batch).mean())
-    if fraction == 0.0:
-        set_flat_params(policy, theta_old)  # already in place unless a branch above moved it
+def _max_kl_quadratic(policy: Policy, batch: PolicyBatch, s: torch.Tensor,
+                      damping: float) -> float:
+    """max_n s^T A_n s + damping |s|^2: the largest per-state quadratic KL model (max-kl)."""
+    quad = per_state_quadratic(policy, batch.obs, s).detach()
+    return float(quad.max()) + damping * float(s @ s)
 
+
+def _take_step(
+    policy: Policy, batch: PolicyBatch, theta_old: torch.Tensor, full_step: torch.Tensor,
+    surrogate_old: float, metrics: Metrics, *, algo: str, delta: float, backtrack: float,
+    max_backtracks: int,
+) -> tuple[float, str | None]:
+    """Apply ``full_step``: by the line search for the KL-bounded rules, whole for npg / pg.
+    Returns (fraction applied, reason rejected or None)."""
+    if algo not in LINE_SEARCH_ALGOS:
+        set_flat_params(policy, theta_old + full_step)
+        with torch.no_grad():
+            metrics["train/kl_full_step"] = float(kl_per_state(policy, batch).mean())
+        return 1.0, None
+    result = current_strategies().line_search(
+        policy, theta_old, full_step, _evaluator(policy, batch, algo), surrogate_old, delta,
+        backtrack, max_backtracks,
+    )
+    metrics["train/backtracks"] = result.backtracks
+    metrics["train/kl_full_step"] = result.constraint_full
+    return result.fraction, result.reason
+
+
+def _evaluator(policy: Policy, batch: PolicyBatch, algo: str) -> Callable[[], tuple[float, float]]:
+    """The line search's ``evaluate``: (surrogate, constraint) on the full batch at the
+    current parameters, the constraint being the mean KL (max KL for max-kl)."""
+    ops = current_strategies()
+
+    def evaluate() -> tuple[float, float]:
+        with torch.no_grad():
+            kl = kl_per_state(policy, batch)
+            constraint = kl.max() if algo == "max-kl" else kl.mean()
+            return float(ops.surrogate(policy, batch)), float(constraint)
+
+    return evaluate
+
+
+def _outcome_metrics(
+    policy: Policy, batch: PolicyBatch, g: torch.Tensor, theta_old: torch.Tensor,
+    surrogate_old: float, reason: str | None, fraction: float,
+) -> Metrics:
+    """What the update did, measured at the parameters left in place."""
     with torch.no_grad():
         applied = get_flat_params(policy) - theta_old
         kl = kl_per_state(policy, batch)
         params = policy.dist_params(batch.obs)
-        metrics.update({
+        metrics: Metrics = {
             "train/accepted": reason is None,
             "train/reject_reason": reason,
             "train/step_fraction": fraction,
@@ -426,9 +532,60 @@ def update(
             "train/kl_mean": float(kl.mean()),
             "train/kl_max": float(kl.max()),
             "train/surrogate_predicted": float(g @ applied),
-            "train/surrogate_actual": float(surrogate(policy, batch)) - surrogate_old,
+            "train/surrogate_actual": float(current_strategies().surrogate(policy, batch))
+            - surrogate_old,
             "train/entropy": float(policy.entropy_from(params).mean()),
-        })
+        }
         if isinstance(policy, DiagGaussianMLP):
             metrics["train/std_mean"] = float(torch.exp(policy.log_std).mean())
     return metrics
+
+
+# --- strategies: the update's hook points --------------------------------------------------------
+
+def _as_given(adv: torch.Tensor) -> torch.Tensor:
+    return adv
+
+
+@dataclass(frozen=True)
+class UpdateStrategies:
+    """The pieces one update is made of, each a function with the signature of the paper's
+    version named after ``:``. trpo_ref only ever runs :data:`PAPER`; a claim swaps one piece (its
+    negative control, :mod:`claims.faults`) with :func:`use_strategies`, and the swap reaches
+    every call below it, the training loop's included, without patching any module."""
+
+    advantages: Callable[[torch.Tensor], torch.Tensor]  # make_batch's advantages: as given
+    surrogate: Callable[[Policy, PolicyBatch], torch.Tensor]  # L(theta): surrogate
+    kl: Callable[[Policy, DistParams, torch.Tensor], torch.Tensor]  # per-state KL: policy_kl
+    fisher_product: Callable[..., VectorProduct]  # v -> A v builder: fisher_vector_product_fn
+    conjugate_gradient: Callable[..., tuple[torch.Tensor, float]]  # conjugate_gradient
+    step_scale: Callable[[float, float], tuple[float, str | None]]  # beta: step_scale
+    line_search: Callable[..., LineSearchResult]  # backtracking: line_search
+    update: Callable[..., Metrics]  # one whole update: trust_region_update
+
+
+PAPER = UpdateStrategies(
+    advantages=_as_given, surrogate=surrogate, kl=policy_kl,
+    fisher_product=fisher_vector_product_fn, conjugate_gradient=conjugate_gradient,
+    step_scale=step_scale, line_search=line_search, update=trust_region_update,
+)
+_STRATEGIES: ContextVar[UpdateStrategies] = ContextVar("trpo_ref_update_strategies",
+                                                       default=PAPER)
+
+
+def current_strategies() -> UpdateStrategies:
+    """The strategies in force now (:data:`PAPER` unless a :func:`use_strategies` body runs)."""
+    return _STRATEGIES.get()
+
+
+@contextlib.contextmanager
+def use_strategies(strategies: UpdateStrategies | None = None, **pieces: Any
+                   ) -> Iterator[UpdateStrategies]:
+    """Run the body with ``strategies`` (default: those in force now) with ``pieces`` replaced,
+    e.g. ``use_strategies(PAPER)`` for the paper's update whatever is in force around it."""
+    chosen = current_strategies() if strategies is None else strategies
+    token = _STRATEGIES.set(dataclasses.replace(chosen, **pieces) if pieces else chosen)
+    try:
+        yield _STRATEGIES.get()
+    finally:
+        _STRATEGIES.reset(token)

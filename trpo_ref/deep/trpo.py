@@ -2,10 +2,11 @@
 
 One iteration:
   1. rollout: run whole episodes with pi_old until the batch holds >= ``steps_per_iter`` steps
-     (so every trajectory in the batch is complete; timesteps are counted exactly); with
-     ``sampling="vine"`` these episodes are the trunk, and the update's rows come from branch
-     rollouts at a rollout set of their states (section 5.2, :mod:`trpo_ref.deep.vine`; every
-     branch step counts toward the budget; V is still fit on the trunk);
+     (:mod:`trpo_ref.deep.rollout`: every trajectory in the batch is complete; timesteps are
+     counted exactly); with ``sampling="vine"`` these episodes are the trunk, and the update's
+     rows come from branch rollouts at a rollout set of their states (section 5.2,
+     :mod:`trpo_ref.deep.vine`; every branch step counts toward the budget; V is still fit on
+     the trunk). :func:`collect_sample` does 1-2 for either sampling, :func:`run_iteration` 1-5;
   2. advantages: GAE(gamma, lambda) from the value function as it was before this iteration's
      fit, bootstrapping at time-limit truncation but not at termination;
   3. policy: one update by :func:`trpo_ref.deep.step.update` (``algo`` switches between trpo,
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -53,7 +54,6 @@ from trpo_ref.deep.checkpoint import (
     set_generator_state,
     set_numpy_global_state,
 )
-from trpo_ref.deep.fast_rollout import all_finite, make_sampler
 from trpo_ref.deep.gae import gae
 from trpo_ref.deep.normalize import RunningObsNormalizer
 from trpo_ref.deep.policies import (
@@ -65,13 +65,18 @@ from trpo_ref.deep.policies import (
     ValueCNN,
     hidden_sizes,
 )
+from trpo_ref.deep.rollout import Rollout, collect_rollout
 from trpo_ref.deep.runtime import torch_threads
-from trpo_ref.deep.step import ALGOS, get_flat_params, make_batch, set_flat_params, update
+from trpo_ref.deep.step import (
+    ALGOS,
+    PolicyBatch,
+    get_flat_params,
+    make_batch,
+    set_flat_params,
+    update,
+)
 from trpo_ref.deep.value import ValueMLP, fit_value
-
-if TYPE_CHECKING:
-    from trpo_ref.deep.step import PolicyBatch
-    from trpo_ref.deep.vine import VineBatch
+from trpo_ref.deep.vine import VineBatch, check_vine_env, collect_vine, self_normalized_surrogate
 
 Metrics = dict[str, float | int | bool | str | None]
 SAMPLINGS = ("single-path", "vine")
@@ -230,88 +235,6 @@ def make_value(config: TRPOConfig, env: gym.Env) -> ValueMLP | ValueCNN:
     return ValueMLP(env.observation_space.shape[0], hidden_sizes(config.network, config.hidden))
 
 
-# --- 1. rollout ----------------------------------------------------------------------------------
-
-@dataclass
-class Rollout:
-    """A batch of whole episodes, rows in time order. obs: normalized (N, obs_dim); raw_obs:
-    as the env gave them; act (N, ...); rewards, terminated, episode_end (N,); truncated_final:
-    {row: normalized final observation} for episodes cut by the time limit; episode_returns and
-    episode_lengths of the batch's episodes (from RecordEpisodeStatistics); x_velocity (N,): the
-    forward velocity the env reports as ``info["x_velocity"]`` after each step (the MuJoCo
-    locomotion tasks), None where it reports none."""
-
-    obs: np.ndarray
-    raw_obs: np.ndarray
-    act: np.ndarray
-    rewards: np.ndarray
-    terminated: np.ndarray
-    episode_end: np.ndarray
-    truncated_final: dict[int, np.ndarray]
-    episode_returns: list[float]
-    episode_lengths: list[int]
-    x_velocity: np.ndarray | None = None
-
-
-def _check_finite(obs: np.ndarray, reward: float, what: str) -> None:
-    if not np.all(np.isfinite(obs)):
-        raise ValueError(f"environment returned a non-finite observation {what}: {obs}")
-    if not math.isfinite(reward):
-        raise ValueError(f"environment returned a non-finite reward {what}: {reward}")
-
-
-def collect_rollout(
-    env: gym.Env,
-    policy: Policy,
-    normalize: Callable[[np.ndarray], np.ndarray],
-    min_steps: int,
-    generator: torch.Generator,
-    reset_seed: int | None,
-) -> Rollout:
-    """Run whole episodes with ``policy`` until >= ``min_steps`` steps; Box actions are clipped
-    to the action space's bounds for the env (the unclipped sample is stored and scored).
-    MLP policies run as a numpy copy for speed (see :mod:`trpo_ref.deep.fast_rollout`)."""
-    sample = make_sampler(policy, generator)
-    box = isinstance(env.action_space, gym.spaces.Box)
-    low, high = (env.action_space.low, env.action_space.high) if box else (None, None)
-    obs_rows, raw_rows, act_rows, rewards, terminated, episode_end = [], [], [], [], [], []
-    truncated_final: dict[int, np.ndarray] = {}
-    returns, lengths, x_velocity = [], [], []
-    raw, _ = env.reset(seed=reset_seed)
-    _check_finite(raw, 0.0, "at reset")
-    while True:
-        obs = normalize(raw)
-        act = sample(obs)
-        env_act = np.minimum(np.maximum(act, low), high) if box else int(act)  # = np.clip
-        next_raw, reward, term, trunc, info = env.step(env_act)
-        if not all_finite(next_raw, float(reward)):
-            _check_finite(next_raw, float(reward), f"at batch step {len(rewards)}")
-        obs_rows.append(obs)
-        raw_rows.append(raw)
-        act_rows.append(act)
-        rewards.append(float(reward))
-        terminated.append(bool(term))
-        episode_end.append(bool(term or trunc))
-        x_velocity.append(info.get("x_velocity", math.nan))
-        if term or trunc:
-            if not term:
-                truncated_final[len(rewards) - 1] = normalize(next_raw)
-            returns.append(float(info["episode"]["r"]))
-            lengths.append(int(info["episode"]["l"]))
-            if len(rewards) >= min_steps:
-                break
-            raw, _ = env.reset()
-            _check_finite(raw, 0.0, "at reset")
-        else:
-            raw = next_raw
-    return Rollout(
-        np.asarray(obs_rows), np.asarray(raw_rows), np.asarray(act_rows),
-        np.asarray(rewards), np.asarray(terminated), np.asarray(episode_end),
-        truncated_final, returns, lengths,
-        None if np.isnan(x_velocity).all() else np.asarray(x_velocity, dtype=np.float64),
-    )
-
-
 # --- 2. advantages -------------------------------------------------------------------------------
 
 def advantages_and_targets(
@@ -423,8 +346,6 @@ def _vine_batch(config: TRPOConfig, env: gym.Env, policy: Policy, value_fn: Valu
                 normalize: Callable[[np.ndarray], np.ndarray], generator: torch.Generator,
                 reset_seed: int | None) -> VineBatch:
     """One vine batch (:func:`trpo_ref.deep.vine.collect_vine`) with ``config``'s settings."""
-    from trpo_ref.deep.vine import collect_vine  # vine imports this module
-
     return collect_vine(
         env, policy, value_fn if config.vine_bootstrap else None, normalize,
         trunk_steps=config.steps_per_iter, n_states=config.vine_states,
@@ -437,8 +358,6 @@ def _vine_metrics(policy: Policy, batch: PolicyBatch, vine_batch: VineBatch) -> 
     """The vine batch's sizes and Q statistics; for sampled (Box) actions also the change of the
     paper's self-normalized surrogate over the update (the update optimizes its first-order
     equivalent, see :mod:`trpo_ref.deep.vine`)."""
-    from trpo_ref.deep.vine import self_normalized_surrogate
-
     metrics: Metrics = {
         "vine/states": len(vine_batch.rows),
         "vine/actions_per_state": int(vine_batch.q.shape[1]),
@@ -495,13 +414,170 @@ def train(
     env = make_env(config.env_id, config)
     try:
         if config.sampling == "vine":  # before anything is written
-            from trpo_ref.deep.vine import check_vine_env  # vine imports this module
-
             check_vine_env(env)
         with torch_threads(config.threads):
             return _train(config, env, out_dir, progress, checkpoint, kept_lines)
     finally:
         env.close()
+
+
+@dataclass
+class Sample:
+    """One iteration's data: the episodes (``rollout``; vine: the trunk, on which V is fit and
+    whose episodes are the true returns) and the update's rows (obs, act, adv before
+    normalization): the rollout's own (single path) or the vine's branch rows."""
+
+    rollout: Rollout
+    obs: np.ndarray
+    act: np.ndarray
+    adv: np.ndarray
+    targets: np.ndarray  # V's lambda-return targets on the rollout's rows
+    vine: VineBatch | None = None  # the vine batch (vine sampling only)
+
+    @property
+    def steps(self) -> int:
+        """Every env step taken for this sample (vine: trunk plus branches)."""
+        return len(self.rollout.rewards) if self.vine is None else self.vine.total_steps
+
+
+def collect_sample(config: TRPOConfig, env: gym.Env, state: TrainingState,
+                   normalize: Callable[[np.ndarray], np.ndarray],
+                   reset_seed: int | None) -> Sample:
+    """Steps 1-2: sample by ``config.sampling`` and compute the advantages (GAE on the rollout;
+    vine: the branches' Q-value advantages, GAE only for V's targets)."""
+    if config.sampling == "vine":
+        vine_batch = _vine_batch(config, env, state.policy, state.value_fn, normalize,
+                                 state.sample_gen, reset_seed)
+        rollout = vine_batch.trunk
+    else:
+        vine_batch = None
+        rollout = collect_rollout(env, state.policy, normalize, config.steps_per_iter,
+                                  state.sample_gen, reset_seed=reset_seed)
+    adv, targets = advantages_and_targets(rollout, state.value_fn, config.gamma, config.lam)
+    if vine_batch is not None:  # V is fit on the trunk as in single path
+        return Sample(rollout, vine_batch.obs, vine_batch.act, vine_batch.adv.ravel(), targets,
+                      vine_batch)
+    return Sample(rollout, rollout.obs, rollout.act, adv, targets)
+
+
+def normalized_advantages(config: TRPOConfig, sample: Sample) -> np.ndarray:
+    """The advantages the update sees: standardized per batch if ``normalize_advantages``
+    (vine's are already centred per state, so they are only scaled)."""
+    adv = sample.adv
+    if config.normalize_advantages:
+        centre = 0.0 if sample.vine is not None else adv.mean()
+        adv = (adv - centre) / (adv.std() + 1e-8)
+    return adv
+
+
+def fit_value_safely(config: TRPOConfig, state: TrainingState, sample: Sample) -> Metrics:
+    """Step 4: fit V to the sample's targets; non-finite parameters are put back (logged)."""
+    value_before = get_flat_params(state.value_fn)
+    metrics = fit_value(state.value_fn, state.value_opt, torch.as_tensor(sample.rollout.obs),
+                        torch.as_tensor(sample.targets), config.vf_epochs, config.vf_minibatch,
+                        state.update_gen)
+    value_finite = bool(torch.isfinite(get_flat_params(state.value_fn)).all())
+    if not value_finite:  # never keep NaN parameters; the log says so
+        set_flat_params(state.value_fn, value_before)
+    metrics["value/restored"] = not value_finite
+    return metrics
+
+
+def rollout_metrics(state: TrainingState, sample: Sample) -> Metrics:
+    """The iteration's counters and the sample's episode statistics."""
+    rollout = sample.rollout
+    returns = np.asarray(rollout.episode_returns)
+    return {
+        "global/iteration": state.iteration,
+        "global/steps": state.total_steps,
+        "rollout/steps": sample.steps,
+        "rollout/episodes": len(returns),
+        "rollout/ep_return_mean": float(returns.mean()),
+        "rollout/ep_return_std": float(returns.std()),
+        "rollout/ep_return_min": float(returns.min()),
+        "rollout/ep_return_max": float(returns.max()),
+        "rollout/ep_len_mean": float(np.mean(rollout.episode_lengths)),
+        # forward progress (section 8: "gaits that made forward progress"), where the
+        # env reports it: mean forward velocity over the batch's steps
+        "rollout/x_velocity_mean": (math.nan if rollout.x_velocity is None
+                                    else float(rollout.x_velocity.mean())),
+    }
+
+
+def run_iteration(config: TRPOConfig, env: gym.Env, state: TrainingState, frames: bool
+                  ) -> Metrics:
+    """One iteration, steps 1-5 of the module docstring; returns its metrics."""
+    t_start = time.perf_counter()
+    identity = lambda raw: np.asarray(raw, dtype=np.float64)  # noqa: E731
+    # Frames: kept uint8 (8x less memory per row) and scaled by 1/255 inside the CNNs; no
+    # running statistics, whatever normalize_obs says.
+    normalize = (np.asarray if frames else
+                 state.normalizer if config.normalize_obs else identity)
+    reset_seed = config.seed if state.iteration == 0 else None
+    sample = collect_sample(config, env, state, normalize, reset_seed)
+    t_rollout = time.perf_counter()
+    # the advantages' scale before normalization converts the surrogate's improvement
+    # back into return units (the gap audit in claims.empirical)
+    adv_raw_mean, adv_raw_std = float(sample.adv.mean()), float(sample.adv.std())
+    batch = make_batch(state.policy, torch.as_tensor(sample.obs), torch.as_tensor(sample.act),
+                       torch.as_tensor(normalized_advantages(config, sample)))
+    t_advantages = time.perf_counter()
+    metrics = update(
+        state.policy, batch, algo=config.algo, delta=config.delta, damping=config.damping,
+        cg_iters=config.cg_iters, backtrack=config.backtrack,
+        max_backtracks=config.max_backtracks, fvp_subsample=config.fvp_subsample,
+        step_size=config.step_size, generator=state.update_gen,
+    )
+    t_update = time.perf_counter()
+    metrics.update(fit_value_safely(config, state, sample))
+    metrics["train/adv_raw_mean"], metrics["train/adv_raw_std"] = adv_raw_mean, adv_raw_std
+    t_value = time.perf_counter()
+    check_finite_parameters(state.iteration + 1, policy=state.policy, value=state.value_fn)
+
+    if not frames:
+        state.normalizer.update(sample.rollout.raw_obs)
+    state.iteration += 1
+    if sample.vine is not None:
+        metrics.update(_vine_metrics(state.policy, batch, sample.vine))
+    state.total_steps += sample.steps
+    metrics.update(rollout_metrics(state, sample))
+    metrics.update({
+        "time/rollout_s": t_rollout - t_start,
+        "time/advantages_s": t_advantages - t_rollout,
+        "time/update_s": t_update - t_advantages,
+        "time/value_fit_s": t_value - t_update,
+        "time/iteration_s": t_value - t_start,
+    })
+    return metrics
+
+
+def _new_state(config: TRPOConfig, env: gym.Env) -> TrainingState:
+    """Seeded networks, optimizer, statistics and generators for a run that starts now."""
+    seed_everything(config.seed, env)
+    policy = make_policy(config, env)
+    value_fn = make_value(config, env)
+    return TrainingState(
+        policy=policy,
+        value_fn=value_fn,
+        value_opt=torch.optim.Adam(value_fn.parameters(), lr=config.vf_lr),
+        normalizer=RunningObsNormalizer(env.observation_space.shape[0], clip=config.obs_clip),
+        sample_gen=torch.Generator().manual_seed(config.seed),
+        update_gen=torch.Generator().manual_seed(config.seed + 1),
+    )
+
+
+def _open_log(config: TRPOConfig, out_dir: str | Path, resumed: bool, kept_lines: list[str]
+              ) -> Any:
+    """out_dir/config.json written and metrics.jsonl opened for appending (on resume: cut back
+    to the checkpoint's lines first, atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    log_path = out / "metrics.jsonl"
+    if resumed:  # drop lines logged after the checkpoint, atomically
+        text = "".join(line + "\n" for line in kept_lines).encode()
+        write_atomic(log_path, lambda handle: handle.write(text))
+    return log_path.open("a" if resumed else "w")
 
 
 def _train(
@@ -512,116 +588,19 @@ def _train(
     checkpoint: dict[str, Any] | None,
     kept_lines: list[str],
 ) -> list[Metrics]:
-    seed_everything(config.seed, env)
-    policy = make_policy(config, env)
-    obs_dim = env.observation_space.shape[0]
-    value_fn = make_value(config, env)
-    state = TrainingState(
-        policy=policy,
-        value_fn=value_fn,
-        value_opt=torch.optim.Adam(value_fn.parameters(), lr=config.vf_lr),
-        normalizer=RunningObsNormalizer(obs_dim, clip=config.obs_clip),
-        sample_gen=torch.Generator().manual_seed(config.seed),
-        update_gen=torch.Generator().manual_seed(config.seed + 1),
-    )
+    state = _new_state(config, env)
     if checkpoint is not None:
         state.restore(checkpoint, env)
-    identity = lambda raw: np.asarray(raw, dtype=np.float64)  # noqa: E731
-    # Frames: kept uint8 (8x less memory per row) and scaled by 1/255 inside the CNNs; no
-    # running statistics, whatever normalize_obs says.
     frames = has_frames(env)
-
     log_file, checkpoint_path = None, None
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-        checkpoint_path = out / CHECKPOINT_NAME
-        log_path = out / "metrics.jsonl"
-        if checkpoint is not None:  # drop lines logged after the checkpoint, atomically
-            text = "".join(line + "\n" for line in kept_lines).encode()
-            write_atomic(log_path, lambda handle: handle.write(text))
-        log_file = log_path.open("a" if checkpoint is not None else "w")
+        checkpoint_path = Path(out_dir) / CHECKPOINT_NAME
+        log_file = _open_log(config, out_dir, checkpoint is not None, kept_lines)
     history: list[Metrics] = []
     saved_iteration = state.iteration
     try:
         while state.total_steps < config.total_steps:
-            t_start = time.perf_counter()
-            normalize = (np.asarray if frames else
-                         state.normalizer if config.normalize_obs else identity)
-            reset_seed = config.seed if state.iteration == 0 else None
-            if config.sampling == "vine":
-                vine_batch = _vine_batch(config, env, policy, value_fn, normalize,
-                                         state.sample_gen, reset_seed)
-                rollout = vine_batch.trunk
-            else:
-                rollout = collect_rollout(env, policy, normalize, config.steps_per_iter,
-                                          state.sample_gen, reset_seed=reset_seed)
-            t_rollout = time.perf_counter()
-
-            adv, targets = advantages_and_targets(rollout, value_fn, config.gamma, config.lam)
-            if config.sampling == "vine":  # V is fit on the trunk as in single path
-                obs, act, adv = vine_batch.obs, vine_batch.act, vine_batch.adv.ravel()
-            else:
-                obs, act = rollout.obs, rollout.act
-            # the advantages' scale before normalization converts the surrogate's improvement
-            # back into return units (the gap audit in claims.empirical)
-            adv_raw_mean, adv_raw_std = float(adv.mean()), float(adv.std())
-            if config.normalize_advantages:  # vine's are already centred per state
-                centre = 0.0 if config.sampling == "vine" else adv.mean()
-                adv = (adv - centre) / (adv.std() + 1e-8)
-            batch = make_batch(policy, torch.as_tensor(obs), torch.as_tensor(act),
-                               torch.as_tensor(adv))
-            t_advantages = time.perf_counter()
-            metrics = update(
-                policy, batch, algo=config.algo, delta=config.delta, damping=config.damping,
-                cg_iters=config.cg_iters, backtrack=config.backtrack,
-                max_backtracks=config.max_backtracks, fvp_subsample=config.fvp_subsample,
-                step_size=config.step_size, generator=state.update_gen,
-            )
-            t_update = time.perf_counter()
-
-            value_before = get_flat_params(value_fn)
-            metrics.update(fit_value(value_fn, state.value_opt, torch.as_tensor(rollout.obs),
-                                     torch.as_tensor(targets), config.vf_epochs,
-                                     config.vf_minibatch, state.update_gen))
-            value_finite = bool(torch.isfinite(get_flat_params(value_fn)).all())
-            if not value_finite:  # never keep NaN parameters; the log says so
-                set_flat_params(value_fn, value_before)
-            metrics["value/restored"] = not value_finite
-            metrics["train/adv_raw_mean"], metrics["train/adv_raw_std"] = adv_raw_mean, adv_raw_std
-            t_value = time.perf_counter()
-            check_finite_parameters(state.iteration + 1, policy=policy, value=value_fn)
-
-            if not frames:
-                state.normalizer.update(rollout.raw_obs)
-            state.iteration += 1
-            batch_steps = len(rollout.rewards)
-            if config.sampling == "vine":
-                metrics.update(_vine_metrics(policy, batch, vine_batch))
-                batch_steps = vine_batch.total_steps
-            state.total_steps += batch_steps
-            returns = np.asarray(rollout.episode_returns)
-            metrics.update({
-                "global/iteration": state.iteration,
-                "global/steps": state.total_steps,
-                "rollout/steps": batch_steps,
-                "rollout/episodes": len(returns),
-                "rollout/ep_return_mean": float(returns.mean()),
-                "rollout/ep_return_std": float(returns.std()),
-                "rollout/ep_return_min": float(returns.min()),
-                "rollout/ep_return_max": float(returns.max()),
-                "rollout/ep_len_mean": float(np.mean(rollout.episode_lengths)),
-                # forward progress (section 8: "gaits that made forward progress"), where the
-                # env reports it: mean forward velocity over the batch's steps
-                "rollout/x_velocity_mean": (math.nan if rollout.x_velocity is None
-                                            else float(rollout.x_velocity.mean())),
-                "time/rollout_s": t_rollout - t_start,
-                "time/advantages_s": t_advantages - t_rollout,
-                "time/update_s": t_update - t_advantages,
-                "time/value_fit_s": t_value - t_update,
-                "time/iteration_s": t_value - t_start,
-            })
+            metrics = run_iteration(config, env, state, frames)
             history.append(metrics)
             if log_file is not None:
                 log_file.write(json.dumps(jsonable_metrics(metrics)) + "\n")

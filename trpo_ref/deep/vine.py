@@ -2,7 +2,7 @@
 
 One vine batch:
   1. trunk: whole episodes with pi_old, exactly as single path
-     (:func:`trpo_ref.deep.trpo.collect_rollout`), while the simulator state is saved before
+     (:func:`trpo_ref.deep.rollout.collect_rollout`), while the simulator state is saved before
      each of the N steps of the *rollout set* (drawn uniformly without replacement from the
      first ``trunk_steps`` steps, which every trunk has);
   2. at each rollout-set state s_n, K actions a_k: sampled from q = pi_old for Box actions (the
@@ -55,7 +55,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
 from trpo_ref.deep.fast_rollout import NumpySampler, is_tanh_mlp
 from trpo_ref.deep.policies import DiagGaussianMLP, Policy
-from trpo_ref.deep.trpo import Rollout, collect_rollout
+from trpo_ref.deep.rollout import Rollout, collect_rollout
 
 SUPPORTED_PREFIXES = ("CartPole-", "InvertedPendulum-", "InvertedDoublePendulum-", "Swimmer-",
                       "Hopper-", "Walker2d-", "HalfCheetah-")
