@@ -248,6 +248,20 @@ def test_line_search_accepts_the_unmodified_step(kind):
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+@pytest.mark.parametrize("delta", [1e4, 1e8, 1e300])
+def test_an_accepted_step_leaves_representable_distributions(kind, delta):
+    """At a huge delta the full natural step overflows the Gaussian's std to inf while the KL
+    (from log-std) stays finite and the surrogate "improves" by a rounding error (impl.ls_finite
+    found this): the line search must reject such candidates, so the policy stays usable."""
+    policy, batch = tiny_setup(kind)
+    update(policy, batch, algo="trpo", delta=delta)
+    with torch.no_grad():
+        params = policy.dist_params(batch.obs)
+        assert policy.representable_from(params)
+        assert torch.isfinite(policy.log_prob_from(params, batch.act)).all()
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
 def test_update_rejects_negative_sas_and_restores(kind):
     """Fault: a negative-definite "Fisher" (damping -1e3) gives s^T A s < 0: reject, restore."""
     policy, batch = tiny_setup(kind)

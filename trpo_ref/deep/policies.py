@@ -139,6 +139,15 @@ class DiagGaussianMLP(PolicyModule):
         return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(-1)
 
     @staticmethod
+    def representable_from(params: DistParams) -> bool:
+        """Whether every N(mu, s^2) is a distribution in floating point: mu and s = exp(log_std)
+        finite and s > 0 (a huge log_std overflows s to inf though the KL, computed from
+        log_std, stays finite)."""
+        mean, log_std = params
+        std = torch.exp(log_std)
+        return bool(torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all())
+
+    @staticmethod
     def fisher_quadratic(params: DistParams, tangent: DistParams) -> torch.Tensor:
         """t^T M t per state: sum_i d_mu_i^2 / s_i^2 + 2 d_log_std_i^2."""
         _, log_std = params
@@ -181,6 +190,13 @@ class Categorical(PolicyModule):
     def entropy_from(params: DistParams) -> torch.Tensor:
         (log_p,) = params
         return -(torch.exp(log_p) * log_p).sum(-1)
+
+    @staticmethod
+    def representable_from(params: DistParams) -> bool:
+        """Whether every row is a distribution in floating point: log-probabilities without NaN
+        or +inf (-inf is a zero probability)."""
+        (log_p,) = params
+        return bool(not torch.isnan(log_p).any() and not (log_p == math.inf).any())
 
     @staticmethod
     def fisher_quadratic(params: DistParams, tangent: DistParams) -> torch.Tensor:

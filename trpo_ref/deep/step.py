@@ -503,11 +503,16 @@ def _take_step(
 
 def _evaluator(policy: Policy, batch: PolicyBatch, algo: str) -> Callable[[], tuple[float, float]]:
     """The line search's ``evaluate``: (surrogate, constraint) on the full batch at the
-    current parameters, the constraint being the mean KL (max KL for max-kl)."""
+    current parameters, the constraint being the mean KL (max KL for max-kl). A candidate whose
+    action distributions are not representable (a std overflowed to inf or underflowed to 0)
+    evaluates to NaN, so the line search rejects it as non-finite: its KL, computed from
+    log-std, can be finite and its surrogate can "improve" by a rounding error."""
     ops = current_strategies()
 
     def evaluate() -> tuple[float, float]:
         with torch.no_grad():
+            if not policy.representable_from(policy.dist_params(batch.obs)):
+                return math.nan, math.nan
             kl = kl_per_state(policy, batch)
             constraint = kl.max() if algo == "max-kl" else kl.mean()
             return float(ops.surrogate(policy, batch)), float(constraint)
