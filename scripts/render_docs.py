@@ -327,6 +327,21 @@ def render_trainings(ctx: Context, args: Sequence[str]) -> str:
                       *table(header, rows)])
 
 
+def render_test_run(ctx: Context, args: Sequence[str]) -> str:
+    """``test-run[:FILE]``: the default test run's measured wall time (scripts/time_tests.py;
+    default FILE reports/test-run/timing.json)."""
+    rel = args[0] if args else "reports/test-run/timing.json"
+    if not (ctx.root / rel).is_file():
+        return f"Not measured at this commit: `python scripts/time_tests.py` writes `{rel}`."
+    t = _load_json(ctx.root / rel)
+    outcome = "passed" if t["exit_status"] == 0 else f"FAILED (exit {t['exit_status']})"
+    tree = " (dirty tree)" if t.get("dirty") else ""
+    return (f"Measured ({link(ctx, rel)}, by `python scripts/time_tests.py`): "
+            f"`{t['command']}` took {fmt_seconds(t['wall_s'])} and {outcome} on a "
+            f"{t['cpu_count']}-core machine at commit `{t['commit'][:7]}`{tree} "
+            f"(pytest: {t['pytest_summary']}).")
+
+
 def render_fork_check(ctx: Context, args: Sequence[str]) -> str:
     """``fork-check:DIR``: the detection table of ``DIR/detection.json``."""
     report = _load_json(ctx.root / args[0] / "detection.json")
@@ -468,6 +483,7 @@ RENDERERS: dict[str, Callable[[Context, Sequence[str]], str]] = {
     "runs": render_runs,
     "trainings": render_trainings,
     "fork-check": render_fork_check,
+    "test-run": render_test_run,
     "catalogue": render_catalogue,
     "schema": render_schema,
     "cli": render_cli,

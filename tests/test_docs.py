@@ -190,6 +190,14 @@ def test_readme_is_short():
     assert n <= README_MAX_LINES, f"README.md has {n} lines; move detail into docs/"
 
 
+def test_the_timed_test_command_is_the_readme_and_ci_command(load_script):
+    """README's test command, .ci/run's and the one scripts/time_tests.py times are one command,
+    so the time the README renders is the time of the command it tells users to run."""
+    command = "bash scripts/setup.sh && " + load_script("time_tests").COMMAND
+    assert f"\n{command}\n" in (ROOT / "README.md").read_text()
+    assert command in (ROOT / ".ci" / "run").read_text()
+
+
 def layout_modules(readme: str) -> set[str]:
     """Module paths the README's layout block names: a line starting with a folder (``dir/``)
     names the ``*.py`` files on it and on its indented continuation lines inside that folder."""
@@ -229,3 +237,15 @@ def test_relative_links_resolve(doc):
         if not resolved.exists() and resolved.name not in COMING_PAGES:
             broken.append(target)
     assert not broken, f"links to missing files in {doc.name}: {broken}"
+
+
+def test_the_test_run_region_states_the_measurement_or_its_absence(render_docs, tmp_path):
+    ctx = render_docs.Context(root=tmp_path, doc=tmp_path / "README.md")
+    assert render_docs.render_test_run(ctx, []).startswith("Not measured at this commit")
+    timing = tmp_path / "reports" / "test-run" / "timing.json"
+    timing.parent.mkdir(parents=True)
+    timing.write_text(json.dumps({
+        "command": "pytest -n 2", "wall_s": 450.0, "exit_status": 0, "commit": "a" * 40,
+        "dirty": False, "cpu_count": 2, "pytest_summary": "9 passed in 449.0s"}))
+    text = render_docs.render_test_run(ctx, [])
+    assert "`pytest -n 2` took 450.0 s and passed on a 2-core machine at commit `aaaaaaa`" in text
