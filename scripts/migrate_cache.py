@@ -17,18 +17,33 @@ rewrites each stale record under its new key with ``code`` set to the current ve
 The sample is drawn (``--seed``) from the stale records whose cached wall time is at most
 ``--max-wall`` seconds, so the audit stays affordable; say which records were replayed when you
 quote a migration.
+
+Records made on another machine may not replay bit for bit here with *any* code (MuJoCo's
+floating point differs between machines). ``--paired-with REV`` audits the code change itself
+instead: each sampled record is replayed twice on this machine, by the code of REV (a git
+revision whose code version must be the records' own; checked in a temporary worktree, in a
+subprocess) and by the current code, and the migration goes ahead only if the two replays are
+bit-identical to each other. Whether the old replay also reproduced the record is printed and
+kept in the ``migrated`` entry.
+
+    python scripts/migrate_cache.py reports/jobs --paired-with 8a9455b --write
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import random
+import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from claims.jobs import Job, job_code_version, job_key, replay
+from claims.jobs import TIMING_FIELDS, Job, execute, job_code_version, job_key, replay
 from claims.serialize import read_json, write_json_atomic
 
 
@@ -57,6 +72,53 @@ def migrated(record: dict[str, Any], current: str, audit: dict[str, Any]) -> dic
     return {**record, "code": current, "migrated": history}
 
 
+# run in a checkout of the old revision: its code version for the job, and the job's result
+_OLD_REPLAY = """
+import json, sys
+from claims.jobs import Job, execute, job_code_version
+record = json.load(open(sys.argv[1]))
+job = Job(**record["job"])
+print(json.dumps({"code": job_code_version(job.fn), "result": execute(job)}))
+"""
+
+
+@contextlib.contextmanager
+def checkout(rev: str) -> Iterator[Path]:
+    """A temporary detached worktree of ``rev`` (removed afterwards)."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="migrate-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--quiet", "--detach", str(tree), rev],
+                       cwd=root, check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root,
+                           check=False)
+
+
+def differing_fields(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, ...]:
+    """Result fields (as JSON, timing fields aside) whose values differ between ``a`` and ``b``."""
+    def text(d: dict[str, Any], f: str) -> str:  # JSON text: NaN equals NaN, 1.0 is not 1
+        return json.dumps(d.get(f), sort_keys=True)
+
+    return tuple(f for f in sorted((set(a) | set(b)) - TIMING_FIELDS) if text(a, f) != text(b, f))
+
+
+def paired_replay(path: Path, record: dict[str, Any],
+                  old_tree: Path) -> tuple[dict[str, Any], dict[str, Any]] | str:
+    """Replay ``record`` by the old code (``old_tree``) and by the current code: (old result,
+    new result), or a message if the old checkout did not make the record (its code version is
+    another)."""
+    env = dict(os.environ, PYTHONPATH=str(old_tree))
+    done = subprocess.run([sys.executable, "-c", _OLD_REPLAY, str(path.resolve())],
+                          cwd=old_tree, env=env, capture_output=True, text=True, check=True)
+    old = json.loads(done.stdout.strip().splitlines()[-1])
+    if old["code"] != record["code"]:
+        return f"the old revision's code version is {old['code']}, the record's {record['code']}"
+    return old["result"], execute(Job(**record["job"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cache", type=Path, help="a job cache directory (e.g. reports/jobs)")
@@ -65,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wall", type=float, default=60.0,
                         help="draw the sample from records that cached at most this many seconds")
     parser.add_argument("--write", action="store_true", help="rewrite the records (else dry run)")
+    parser.add_argument("--paired-with", metavar="REV", default=None,
+                        help="replay each sampled record by REV's code and by the current code "
+                             "and require those two to agree (for records made elsewhere)")
     args = parser.parse_args(argv)
     if not args.cache.is_dir():
         print(f"migrate_cache: {args.cache}: not a directory", file=sys.stderr)
@@ -78,16 +143,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"migrate_cache: no stale record cached in <= {args.max_wall} s to replay",
               file=sys.stderr)
         return 2
-    for path in sample:
-        outcome = replay(path)
-        status = "identical" if outcome.identical else "DIFFERS in " + ", ".join(outcome.differing)
-        print(f"replay {path.name}: {outcome.label}: {status} ({outcome.wall_s:.1f} s)",
-              flush=True)
-        if not outcome.identical:
-            print("migrate_cache: the code change alters results; nothing migrated",
-                  file=sys.stderr)
-            return 1
-    audit = {"replayed": [p.name for p in sample], "seed": args.seed, "identical": True}
+    if args.paired_with is None:
+        ok = audit_by_replay(sample)
+        audit = {"replayed": [p.name for p in sample], "seed": args.seed, "identical": True}
+    else:
+        rev = subprocess.run(["git", "rev-parse", "--verify", args.paired_with + "^{commit}"],
+                             capture_output=True, text=True).stdout.strip()
+        if not rev:
+            print(f"migrate_cache: {args.paired_with}: not a git revision", file=sys.stderr)
+            return 2
+        ok, reproduced = audit_paired(sample, stale, rev)
+        audit = {"replayed": [p.name for p in sample], "seed": args.seed, "identical": True,
+                 "paired_with": rev, "old_replay_reproduced_record": reproduced}
+    if not ok:
+        print("migrate_cache: the code change alters results; nothing migrated", file=sys.stderr)
+        return 1
     for path, record, current in stale:
         target = args.cache / f"{job_key(Job(**record['job']), current)}.json"
         if args.write:
@@ -97,6 +167,43 @@ def main(argv: list[str] | None = None) -> int:
     verb = "migrated" if args.write else "would migrate (dry run; --write to do it)"
     print(f"{args.cache}: {verb} {len(stale)} records after {len(sample)} identical replays")
     return 0
+
+
+def audit_by_replay(sample: Sequence[Path]) -> bool:
+    """Replay each sampled record by the current code; True if all are identical to the record."""
+    for path in sample:
+        outcome = replay(path)
+        status = "identical" if outcome.identical else "DIFFERS in " + ", ".join(outcome.differing)
+        print(f"replay {path.name}: {outcome.label}: {status} ({outcome.wall_s:.1f} s)",
+              flush=True)
+        if not outcome.identical:
+            return False
+    return True
+
+
+def audit_paired(sample: Sequence[Path], stale: Sequence[tuple[Path, dict[str, Any], str]],
+                 rev: str) -> tuple[bool, dict[str, bool]]:
+    """Replay each sampled record by ``rev``'s code and by the current code; (all pairs identical,
+    {record: whether the old replay also reproduced the record})."""
+    records = {path: record for path, record, _ in stale}
+    reproduced: dict[str, bool] = {}
+    with checkout(rev) as tree:
+        for path in sample:
+            replays = paired_replay(path, records[path], tree)
+            if isinstance(replays, str):
+                print(f"migrate_cache: {path.name}: {replays}; choose the revision that made "
+                      "the records", file=sys.stderr)
+                return False, reproduced
+            old, new = replays
+            outcome = differing_fields(old, new)
+            reproduced[path.name] = not differing_fields(old, records[path]["result"])
+            status = "identical" if not outcome else "DIFFER in " + ", ".join(outcome)
+            print(f"paired replay {path.name} ({rev[:7]} vs now): {status}; the record itself "
+                  f"{'reproduced' if reproduced[path.name] else 'NOT reproduced here'}",
+                  flush=True)
+            if outcome:
+                return False, reproduced
+    return True, reproduced
 
 
 if __name__ == "__main__":

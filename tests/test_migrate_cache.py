@@ -60,3 +60,22 @@ def test_a_differing_replay_stops_the_migration(tmp_path, load_script, capsys):
 def test_no_affordable_record_to_replay_is_a_usage_error(tmp_path, load_script):
     stale_cache(tmp_path, [1])  # cached in 0.5 s, above the 0.1 s allowed
     assert load_script("migrate_cache").main([str(tmp_path), "--max-wall", "0.1", "--write"]) == 2
+
+
+def test_paired_audit_refuses_a_revision_that_did_not_make_the_records(tmp_path, load_script,
+                                                                       capsys):
+    """--paired-with REV replays by REV's code in a temporary worktree; REV must be the code
+    that made the records (its code version equals theirs), else nothing is migrated."""
+    jobs = stale_cache(tmp_path, [2])
+    path = JobCache(tmp_path, version="old-code-version").path(jobs[0])
+    script = load_script("migrate_cache")
+    assert script.main([str(tmp_path), "--paired-with", "HEAD", "--write"]) == 1
+    assert "choose the revision that made the records" in capsys.readouterr().err
+    assert json.loads(path.read_text())["code"] == "old-code-version"  # nothing migrated
+
+
+def test_paired_audit_compares_results_without_timing(load_script):
+    differing = load_script("migrate_cache").differing_fields
+    assert differing({"value": 8, "wall_s": 1.0}, {"value": 8, "wall_s": 2.0}) == ()
+    assert differing({"value": 8, "x": [1.0]}, {"value": 9, "x": [1.0]}) == ("value",)
+    assert differing({"value": float("nan")}, {"value": float("nan")}) == ()  # as JSON
