@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_structure import find_cycle  # one cycle finder for trpo_ref's and claims/' graphs
 
 from claims.core import TIERS, Budget, budget_json
 from claims.empirical import protocol
@@ -119,29 +120,6 @@ def claims_import_graph() -> dict[str, set[str]]:
                 targets |= {f"{base}.{alias.name}" for alias in node.names}
         graph[name] = {t for t in targets if t in modules and t != name}
     return graph
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import cycle (its modules in order, the first repeated at the end), or None."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt]
-            if nxt not in state and (cycle := visit(nxt)):
-                return cycle
-        path.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph):
-        if node not in state and (cycle := visit(node)):
-            return cycle
-    return None
 
 
 def test_the_cycle_finder_finds_a_cycle_and_only_one():
