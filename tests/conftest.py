@@ -80,7 +80,7 @@ def pytest_runtest_logreport(report):
         return
     done["tests"] += 1
     if done["tests"] == _FILE_ITEMS[path]:
-        reporter = _terminal_reporter(report)
+        reporter = _terminal_reporter()
         if reporter is not None:
             failed = f", {int(done['failed'])} FAILED" if done["failed"] else ""
             worker = getattr(report, "node", None)
@@ -97,5 +97,5 @@ def pytest_configure(config):
     _CONFIG.append(config)
 
 
-def _terminal_reporter(report):
+def _terminal_reporter():
     return _CONFIG[-1].pluginmanager.get_plugin("terminalreporter") if _CONFIG else None
