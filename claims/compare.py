@@ -10,6 +10,12 @@ difference candidate - baseline (pairs: the same task and seed):
   whose ``better`` is "either", any change beyond the margin is ``worse``);
 - ``inconclusive``: the interval straddles an edge of the margin, or nothing is comparable.
 
+A claim on a deterministic protocol may declare ``per_cell`` (:class:`~claims.core.Comparison`):
+then every pair is judged on its own, with no interval: ``worse`` when any pair moved beyond the
+margin on the bad side, ``better`` when some moved beyond it on the good side and none on the
+bad, ``equivalent`` when all stayed within it. Rerunning the same code gives the same samples,
+so a difference is the code's, and a bug that acts in two cells of sixteen is not averaged away.
+
 A verdict that falls from SUPPORTED to REFUTED or ERROR is ``worse`` whatever the samples say.
 """
 
@@ -175,6 +181,21 @@ def decide_difference(ci: tuple[float, float], rule: Comparison) -> str:
     return "inconclusive"
 
 
+def decide_cells(diff: np.ndarray, rule: Comparison) -> tuple[str, int]:
+    """The outcome of per-cell differences under a ``per_cell`` rule, and how many pairs moved
+    beyond the margin on the bad side (see the module docstring)."""
+    m = rule.margin
+    lost = np.isnan(diff)  # a sample that became NaN (or left NaN) moved, badly
+    if rule.better == "either":
+        bad, good = np.abs(diff) > m, np.zeros(diff.shape, bool)
+    else:
+        signed = diff if rule.better == "higher" else -diff
+        bad, good = signed < -m, signed > m
+    bad = bad | lost
+    worse = int(bad.sum())
+    return ("worse" if worse else "better" if good.any() else "equivalent"), worse
+
+
 def compare_claim(claim_id: str, baseline: Mapping[str, Any] | None,
                   candidate: Mapping[str, Any] | None) -> ClaimComparison:
     """One claim's comparison (either side may lack it)."""
@@ -197,6 +218,14 @@ def compare_claim(claim_id: str, baseline: Mapping[str, Any] | None,
     if diff.size == 0:
         outcome, mean, ci = "inconclusive", None, None
         message = "no (task, seed) sample in common"
+    elif rule.per_cell:
+        mean = float(diff.mean())
+        ci = (float(diff.min()), float(diff.max()))
+        outcome, moved = decide_cells(diff, rule)
+        message = (f"{rule.statistic}; margin {rule.margin:g}"
+                   + (" (relative)" if rule.relative else "")
+                   + f"; per cell (deterministic protocol): {moved} of {diff.size} cells "
+                   "beyond the margin on the bad side")
     else:
         mean = float(diff.mean())
         ci = stats.bootstrap_ci(diff) if diff.size >= 2 else (mean, mean)

@@ -120,6 +120,10 @@ class Comparison:
     better: str  # "higher", "lower", or "either" (any change beyond the margin is worse)
     margin: float  # equivalence margin on the mean paired difference
     relative: bool = False  # margin as a fraction of the baseline's mean |value|
+    # judge every paired sample on its own, not the mean's interval: for a deterministic
+    # protocol (the same code gives the same sample, bit for bit), where a bug shows in the
+    # cells where its mechanism acts and leaves the others as they were
+    per_cell: bool = False
 
     def __post_init__(self) -> None:
         if self.better not in COMPARE_DIRECTIONS:

@@ -33,7 +33,7 @@ from claims.compare import ClaimComparison, baseline_from_results, compare
 from claims.core import DEFAULT_TIER, TIERS, Claim
 from claims.forks import BUGS, seeded_bug
 from claims.impl import REFERENCE_SPEC, UnderTest, use_implementation
-from claims.implementation.sequence import forget_updates
+from claims.implementation.sequence import FORK_BUDGET, ForkBudget, capped, forget_updates
 from claims.mutants import Mutant, NotApplicable, applied, catalogue_for
 from claims.runner import run_claims
 from claims.serialize import write_json_atomic, write_text_atomic
@@ -105,11 +105,12 @@ CLEAN_RERUN = "clean_rerun"
 
 def mutant_check(spec: str, tier: str = DEFAULT_TIER, claims: list[Claim] | None = None,
                  mutants: list[Mutant] | None = None, seed: int = 0,
-                 out: Path | str = Path("reports") / "mutants", progress: Any = None
-                 ) -> dict[str, Any]:
+                 out: Path | str = Path("reports") / "mutants", progress: Any = None,
+                 caps: ForkBudget | None = FORK_BUDGET) -> dict[str, Any]:
     """The fork check on an external library: the clean library (``spec``) as the baseline and
-    again as a candidate, then every mutant (default: ``spec``'s catalogue) swapped in. Returns
-    (and writes) the report; see the module docstring."""
+    again as a candidate, then every mutant (default: ``spec``'s catalogue) swapped in, each
+    with the step claims' tier budgets reduced by ``caps`` (None: the tier's budgets as they
+    are). Returns (and writes) the report; see the module docstring."""
     out = Path(out)
     claims = claims if claims is not None else step_claims()
     mutants = list(mutants) if mutants is not None else catalogue_for(spec)
@@ -128,13 +129,15 @@ def mutant_check(spec: str, tier: str = DEFAULT_TIER, claims: list[Claim] | None
         measured, marked incomplete)."""
         report = {"impl": spec, "tier": tier, "seed": seed, "claims": [c.id for c in claims],
                   "complete": complete, "runtime_s": time.perf_counter() - started,
-                  "torch_threads": 1, "mutants": [m.name for m in mutants], "rows": rows,
+                  "torch_threads": 1, "caps": None if caps is None else asdict(caps),
+                  "mutants": [m.name for m in mutants], "rows": rows,
                   "fingerprint": baseline["fingerprint"]} | detection_counts(rows)
         write_json_atomic(out / "detection.json", report)
         write_text_atomic(out / "detection.md", mutant_markdown(report))
         return report
 
-    with torch_threads(1):  # more threads than cores: many times slower on a shared machine
+    with (torch_threads(1),  # more threads than cores: many times slower on a shared machine
+          capped(caps) if caps is not None else contextlib.nullcontext()):
         baseline = _mutant_rows(spec, tier, claims, mutants, seed, out, say, rows,
                                 lambda b: write(b, False))
     return write(baseline, True)

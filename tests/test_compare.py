@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from claims.cli import main
 from claims.compare import (
     compare_claim,
+    decide_cells,
     decide_difference,
     load_side,
     machine_differences,
@@ -74,6 +76,32 @@ def test_compare_pairs_cell_by_cell_and_names_the_unpaired():
     row = compare_claim("c", base, cand)
     assert row.n == 1 and "1 cell(s) on one side only" in row.message
     assert "A seed 1 delta 1" in row.message and row.outcome == "worse"
+
+
+@pytest.mark.parametrize(("diffs", "better", "expected"), [
+    ([0.0, 0.0, 0.0], "lower", ("equivalent", 0)),
+    ([0.0, 0.0, 1.0], "lower", ("worse", 1)),  # one cell of three: not averaged away
+    ([0.0, -1.0, 0.05], "lower", ("better", 0)),
+    ([2.0, -1.0, 0.0], "lower", ("worse", 1)),  # any cell on the bad side outweighs the good
+    ([0.0, -0.2, 0.0], "higher", ("worse", 1)),
+    ([0.0, float("nan")], "higher", ("worse", 1)),  # a sample gone NaN moved, badly
+    ([0.05, -0.3], "either", ("worse", 1)),
+    ([0.05, -0.05], "either", ("equivalent", 0)),
+])
+def test_decide_cells_judges_every_pair_on_its_own(diffs, better, expected):
+    assert decide_cells(np.array(diffs), Comparison("x", better, 0.1, per_cell=True)) == expected
+
+
+def test_a_per_cell_rule_catches_a_change_in_one_cell_that_the_interval_misses():
+    base = {f"cell {i}": 0.0 for i in range(16)}
+    cand = base | {"cell 3": 2.0}  # one extra violation, in one cell of sixteen
+    by_interval = compare_claim("c", side("REFUTED", base, Comparison("x", "lower", 0.5)),
+                                side("REFUTED", cand, Comparison("x", "lower", 0.5)))
+    per_cell = Comparison("x", "lower", 0.5, per_cell=True)
+    row = compare_claim("c", side("REFUTED", base, per_cell), side("REFUTED", cand, per_cell))
+    assert by_interval.outcome != "worse"  # the mean, 2 / 16, lies within the margin
+    assert row.outcome == "worse" and row.ci == (0.0, 2.0)
+    assert "1 of 16 cells beyond the margin" in row.message
 
 
 RESULTS = {

@@ -47,7 +47,7 @@ class KLWithinDelta(StepSequenceClaim):
                     "each update is deterministic.")
     comparison = Comparison(
         statistic="median over a (task, seed)'s updates of mean KL / delta: how much of the "
-                  "trust region the updates use", better="either", margin=0.1)
+                  "trust region the updates use", better="either", margin=0.1, per_cell=True)
 
     def summarize(self, runs: dict[str, list[UpdateRecord]]) -> dict[str, Any]:
         ratios = [r.kl_mean / DELTA for records in runs.values() for r in records]

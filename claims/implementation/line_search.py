@@ -53,6 +53,7 @@ OVERFLOW_DELTA = 1e8
 REFERENCE_MAX_DELTA = 0.03
 COS_MIN = 0.9  # impl.ls_direction: an accepted step's cosine with the natural step
 SHORTENED = 0.9  # a length ratio below this: the line search shortened the step
+OVERSHOOT_CAP = 50.0  # ln(KL / delta) counted at most this (a blown-up or non-finite step)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,15 @@ def stress(runs: dict[str, list[UpdateRecord]], config: dict[str, Any] | None = 
     return out
 
 
+def log_overshoot(kl: float, delta: float) -> float:
+    """ln max(KL / delta, 1), at most :data:`OVERSHOOT_CAP` (also for a non-finite KL): 0 within
+    the trust region; in logs, so that float noise on a blown-up step (KL = 1e4 delta) stays
+    small and a step 10% beyond delta counts about 0.1."""
+    if not math.isfinite(kl):
+        return OVERSHOOT_CAP
+    return min(math.log(max(kl / delta, 1.0)), OVERSHOOT_CAP)
+
+
 def acted(records: list[UpdateRecord]) -> int:
     """Updates on which the line search visibly acted: rejected, or a step shortened."""
     return sum(r.unchanged or r.length_ratio < SHORTENED for r in records)
@@ -183,7 +193,7 @@ class AcceptedStepImproves(LineSearchClaim):
         threshold=0.0, description="SUPPORTED when every accepted step improved L, measured "
                                    "by the suite; a single exception refutes (deterministic).")
     comparison = Comparison(statistic="accepted steps that did not improve L, per cell",
-                            better="lower", margin=0.5)
+                            better="lower", margin=0.5, per_cell=True)
 
     def violations(self, evidence: Evidence) -> dict[str, int]:
         return {k: sum(not r.unchanged and not r.surrogate_gain > 0 for r in recs)
@@ -213,12 +223,22 @@ class AcceptedStepWithinDelta(LineSearchClaim):
         comparator="<=", threshold=0.0,
         description="SUPPORTED when every accepted step kept the suite-measured mean KL, "
                     "summed over action dimensions, within delta.")
-    comparison = Comparison(statistic="accepted steps beyond delta, per cell", better="lower",
-                            margin=0.5)
+    comparison = Comparison(
+        statistic="log-overshoot of the accepted steps, per cell: the sum over accepted steps "
+                  f"of ln max(KL / delta, 1) (each capped at {OVERSHOOT_CAP:g}; a non-finite KL "
+                  "counts as the cap)", better="lower", margin=0.1, per_cell=True)
 
     def violations(self, evidence: Evidence) -> dict[str, int]:
         return {k: sum(not r.unchanged and not r.kl_mean <= self.delta_of(k, evidence.config)
                        for r in recs)
+                for k, recs in records_from_json(evidence.data).items()}
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        """How far beyond delta the accepted steps went, not only how many: a loosened or
+        removed KL test shows even where the clean implementation already oversteps (an
+        implementation that tests another KL than the paper's, as sb3-contrib does)."""
+        return {k: sum(log_overshoot(r.kl_mean, self.delta_of(k, evidence.config))
+                       for r in recs if not r.unchanged)
                 for k, recs in records_from_json(evidence.data).items()}
 
     def decide(self, evidence: Evidence) -> Verdict:
@@ -256,13 +276,24 @@ class AcceptedStepAlongNaturalStep(LineSearchClaim):
         description=f"SUPPORTED when every accepted step with a measured direction has cosine "
                     f">= {COS_MIN} (declared); INCONCLUSIVE when no accepted step was measured "
                     "shortened or turned (the mechanism was not exercised).")
-    comparison = Comparison(statistic="accepted steps off the natural direction, per cell",
-                            better="lower", margin=0.5)
+    comparison = Comparison(
+        statistic="updates that did not end on a shorter step along the natural direction, per "
+                  "cell: accepted steps off it (cells with a measured direction) plus rejected "
+                  "updates (every cell: a line search that stops shortening gives up instead)",
+        better="lower", margin=0.5, per_cell=True)
 
     def violations(self, evidence: Evidence) -> dict[str, int]:
         return {k: sum(not r.unchanged and r.direction_cos < COS_MIN for r in recs)
                 for k, recs in records_from_json(evidence.data).items()
                 if self.delta_of(k, evidence.config) <= REFERENCE_MAX_DELTA}
+
+    def samples(self, evidence: Evidence) -> dict[str, float]:
+        """Per cell: the off-direction accepted steps and the rejected updates. A line search
+        that never shortens the step (full step or nothing) rejects where a backtracking one
+        accepts a shorter step: seen from outside only as more rejections than the baseline."""
+        off = self.violations(evidence)
+        return {k: float(off.get(k, 0) + sum(r.unchanged for r in recs))
+                for k, recs in records_from_json(evidence.data).items()}
 
     def summarize(self, runs: dict[str, list[UpdateRecord]]) -> dict[str, Any]:
         cosines = [r.direction_cos for recs in runs.values() for r in recs
@@ -301,7 +332,7 @@ class PolicyStaysFinite(LineSearchClaim):
         description="SUPPORTED when every cell's policy stayed finite, up to the overflow "
                     "rung.")
     comparison = Comparison(statistic="policy became non-finite in the cell (0 or 1)",
-                            better="lower", margin=0.5)
+                            better="lower", margin=0.5, per_cell=True)
 
     def violations(self, evidence: Evidence) -> dict[str, int]:
         crashes = crashes_from_json(evidence.data)

@@ -61,7 +61,7 @@ class RejectedUpdateRestores(StepSequenceClaim):
         description="SUPPORTED when every update improved the surrogate within the trust "
                     "region or left the policy bit for bit unchanged.")
     comparison = Comparison(statistic="such updates per (task, seed, delta)", better="lower",
-                            margin=0.5)
+                            margin=0.5, per_cell=True)
 
     def plan(self, budget: LineSearchBudget, seed: int) -> list[CellSpec]:  # type: ignore[override]
         # the ladder's rungs 1, 10 and 100 on the real batch (shared with the line-search

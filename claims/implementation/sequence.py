@@ -36,7 +36,10 @@ KL an implementation's line search tests, one of the two makes its full step ove
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -131,6 +134,7 @@ class CellSpec:
 
 _BATCHES: dict[tuple[str, int, int, int], StepBatch] = {}
 _CELLS: dict[tuple[Any, ...], Cell] = {}
+_WARM: set[tuple[int, str]] = set()  # (id of the implementation object, env id) warmed up
 
 
 def forget_updates() -> None:
@@ -358,6 +362,22 @@ def update_sequence(impl: Any, batch: StepBatch, seed: int, delta: float,
                     batch)
 
 
+def warm_up(impl: Any, env_id: str) -> None:
+    """Make one policy for ``env_id`` in this (the parent) process, once per implementation
+    object, before any cell forks a worker: lazy imports and JIT compilation then happen once
+    and every forked worker inherits them (tianshou compiles numba kernels on its first
+    ``new_policy``: 7 s in each fresh process, measured, against 0.1 s per update). Failures are
+    ignored here: every cell calls ``new_policy`` again in its worker, where a failure is the
+    cell's recorded crash. Only ``process`` isolation forks, so only it warms up. (The warm-up
+    runs the implementation's constructor in the suite's process under the per-call timer, as
+    loading the adapter already does; a hang in native code there would stop the suite.)"""
+    if worker.isolation() != "process" or (id(impl), env_id) in _WARM:
+        return
+    _WARM.add((id(impl), env_id))
+    with contextlib.suppress(Exception), bugs_suspended(), torch_threads(1):
+        worker.guarded(worker.call_timeout_s())(impl.new_policy, env_id, 0)
+
+
 def cells(target: UnderTest, plan: list[CellSpec]) -> dict[CellSpec, Cell]:
     """Every cell of ``plan``, memoized per implementation and seeded bug (claims sharing a
     cell share its updates). A spec that cannot be loaded raises ImplementationError (the
@@ -368,6 +388,7 @@ def cells(target: UnderTest, plan: list[CellSpec]) -> dict[CellSpec, Cell]:
         key = (target.spec, active_bug(), worker.call_timeout_s(), spec)
         if key not in _CELLS:
             batch = suite_batch(spec.env_id, spec.steps, spec.seed, spec.warmup)
+            warm_up(impl, spec.env_id)
             _CELLS[key] = run_cell(impl, spec, batch)
         out[spec] = _CELLS[key]
     return out
@@ -455,6 +476,48 @@ STEP_BUDGETS: dict[str, StepBudget | None] = {
                               ["Swimmer-v5", 10000], ["Walker2d-v5", 10000]],
                        seeds=[0, 1, 2, 3, 4], warmup=10, updates=20),
 }
+
+
+@dataclass(frozen=True)
+class ForkBudget:
+    """Caps on a tier's step budgets for a fork check of an external library (issue 13): the
+    fewest cells that still exercise every mechanism: the tier's tasks (one per action type at
+    the quick tier), its first ``seeds`` seeds, and at most so many updates per cell; every
+    delta of the ladder and both probes are kept. Declared before any measurement with it."""
+
+    seeds: int  # how many of the tier's seeds (the first ones)
+    updates: int  # at most so many updates per cell at a claim's own deltas
+    ladder_updates: int  # at most so many updates per rung of the line-search ladder
+    probe_updates: int  # at most so many updates per probe cell
+
+
+FORK_BUDGET = ForkBudget(seeds=1, updates=10, ladder_updates=5, probe_updates=5)
+_CAPS: list[ForkBudget] = []
+
+
+@contextlib.contextmanager
+def capped(caps: ForkBudget) -> Iterator[None]:
+    """Inside the body every step claim runs its tier budget reduced by ``caps``
+    (:func:`apply_caps`); its evidence's config records the budget it ran."""
+    _CAPS.append(caps)
+    try:
+        yield
+    finally:
+        _CAPS.pop()
+
+
+def apply_caps(budget: StepBudget) -> StepBudget:
+    """``budget`` with the innermost :func:`capped` caps applied (unchanged outside one)."""
+    if not _CAPS:
+        return budget
+    caps = _CAPS[-1]
+    limits = {"updates": caps.updates, "ladder_updates": caps.ladder_updates,
+              "probe_updates": caps.probe_updates}
+    changes: dict[str, Any] = {name: min(getattr(budget, name), cap)
+                               for name, cap in limits.items() if hasattr(budget, name)}
+    return dataclasses.replace(budget, seeds=tuple(budget.seeds)[:caps.seeds], **changes)
+
+
 STEP_PROTOCOL = (
     "For each task and seed: a clean trpo_ref training of `warmup` iterations gives a real batch "
     "(states, actions, standardized GAE advantages); the implementation under test makes a "
@@ -482,7 +545,7 @@ class StepSequenceClaim(Claim[StepBudget]):
         return plan_cells(budget, seed, self.deltas)
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
-        budget = self.tier_budget(tier)
+        budget = apply_caps(self.tier_budget(tier))
         target = UnderTest(REFERENCE_SPEC) if control else under_test()
         plan = self.plan(budget, seed)
         with_delta = len({(s.delta, s.batch) for s in plan}) > 1

@@ -49,7 +49,8 @@ class SurrogateImproves(StepSequenceClaim):
     comparison = Comparison(
         statistic="median over a (task, seed)'s updates of the surrogate gained per unit of "
                   "trust region, (L(new) - L(old)) / sqrt(2 KL): the natural direction "
-                  "maximizes it to first order", better="higher", margin=0.1, relative=True)
+                  "maximizes it to first order", better="higher", margin=0.1, relative=True,
+        per_cell=True)
 
     def summarize(self, runs: dict[str, list[UpdateRecord]]) -> dict[str, Any]:
         moved = [r for records in runs.values() for r in records if not r.unchanged]
