@@ -206,6 +206,7 @@ def mutant_markdown(report: dict[str, Any]) -> str:
              "built from the installed source at run time (claims/mutants/); a mutant is caught "
              "when a claim comes out worse than the baseline (verdict fell from SUPPORTED, or "
              "its samples moved beyond the claim's margin on the bad side).", "",
+             *_caps_lines(report.get("caps")),
              f"Bugs caught: **{report['bugs_caught']} of {report['bugs_applicable']}**"
              + ("" if rate is None else f" ({100 * rate:.0f}%)")
              + f"; false alarms (clean rerun, equivalent mutants, probes): "
@@ -235,6 +236,16 @@ def mutant_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _caps_lines(caps: dict[str, Any] | None) -> list[str]:
+    if caps is None:
+        return ["Budget: the tier's step budgets as declared (no fork-check caps).", ""]
+    return [f"Budget (declared before the run, claims/implementation/sequence.py FORK_BUDGET): "
+            f"the tier's tasks, its first {caps['seeds']} seed(s), at most {caps['updates']} "
+            f"updates per cell at a claim's own deltas, {caps['ladder_updates']} per rung of the "
+            f"line-search ladder, {caps['probe_updates']} per probe cell; torch on one thread.",
+            ""]
+
+
 def _verdicts(baseline: dict[str, Any], candidate: dict[str, Any],
               claim_id: str) -> dict[str, Any]:
     b, c = baseline["claims"][claim_id], candidate["claims"][claim_id]
@@ -252,6 +263,12 @@ def _statistic(row: dict[str, Any]) -> str:
                 f"{_number(row['baseline_value'])}); verdict {row['baseline_status']} -> "
                 f"{row['candidate_status']}")
     lo, hi = row["ci"]
+    parts = row["message"].split("; ")
+    cells = [p for p in parts if p.startswith("per cell")]
+    if cells:  # a per-cell rule: how many cells moved, and by how much
+        moved = cells[0].split(": ", 1)[1]
+        return (f"{parts[0]}: {moved} (margin {row['margin']:g}; differences "
+                f"{lo:+.3g} to {hi:+.3g})")
     return (f"{row['message'].split(';')[0]}: mean difference {row['difference']:+.3g} "
             f"[{lo:+.3g}, {hi:+.3g}] vs the reference (margin {row['margin']:g}), "
             f"n = {row['n']}")
@@ -297,6 +314,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "of trpo_ref's seeded bugs")
     parser.add_argument("--mutant", metavar="NAME", action="extend", nargs="+", default=[],
                         help="with --mutants: only these mutants (default: the catalogue)")
+    parser.add_argument("--uncapped", action="store_true",
+                        help="with --mutants: run the tier's step budgets as declared, not "
+                             "reduced by the fork budget (FORK_BUDGET: 1 seed, few updates)")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -316,7 +336,8 @@ def handle(args: argparse.Namespace) -> int:
         adapter = args.impl.partition(":")[0].rsplit(".", 1)[-1]  # sb3_contrib, tianshou, ...
         out = args.out or Path("reports") / "mutants" / adapter
         report = mutant_check(args.impl, args.tier, claims, chosen, args.seed, out,
-                              progress=sys.stdout)
+                              progress=sys.stdout,
+                              caps=None if args.uncapped else FORK_BUDGET)
         print(f"wrote {out / 'detection.md'} and {out / 'detection.json'}")
         ok = report["clean_reference_passes"] and not report["false_alarms"]
         return 0 if ok and report["all_bugs_caught"] else 1

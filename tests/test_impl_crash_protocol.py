@@ -268,3 +268,39 @@ def test_run_cell_uses_the_worker(monkeypatch):
                         calls.append(limit) or [])
     assert run_cell(Fake(), CellSpec("CartPole-v1", N, 0, 0, 1, 0.01), BATCH) == Cell()
     assert calls == [worker.DEFAULT_CALL_TIMEOUT_S]
+
+
+class Counting(Fake):
+    """A Fake that counts its ``new_policy`` calls in this process (a forked worker's calls
+    do not come back) and fails there when ``fail == "new_policy"``."""
+
+    made = 0
+
+    def new_policy(self, env_id, seed):
+        type(self).made += 1
+        super().new_policy(env_id, seed)
+
+
+@pytest.mark.parametrize("fail", ["", "new_policy"])
+def test_the_warm_up_runs_once_per_task_in_the_parent_and_its_failure_is_the_cells(
+        monkeypatch, fail):
+    import sys
+    import types
+
+    import claims.implementation.sequence as sequence
+
+    module = types.ModuleType("warming_impls")
+    module.factory = lambda: Counting(fail)
+    monkeypatch.setitem(sys.modules, "warming_impls", module)
+    monkeypatch.setattr(sequence, "suite_batch", lambda *args: BATCH)
+    Counting.made = 0
+    forget_updates()
+    plan = [CellSpec("CartPole-v1", N, s, 0, 2, 0.01) for s in (0, 1)]
+    out = cells(UnderTest("warming_impls:factory"), plan)
+    assert Counting.made == 1  # one warm-up here; each cell's own new_policy ran in its worker
+    for cell in out.values():
+        if fail:  # the warm-up's failure was ignored; the cell met it again and recorded it
+            assert cell.records == [] and cell.crash.update == 0
+        else:
+            assert cell.crash is None and len(cell.records) == 2
+    forget_updates()

@@ -140,6 +140,36 @@ def test_the_check_reports_a_not_applicable_mutant_in_its_table(toy, tmp_path, m
     assert "| probe_rename | probe | rename | no (as it should) |" in table
 
 
+def test_the_mutant_check_runs_its_claims_at_the_declared_fork_budget(toy, tmp_path,
+                                                                     monkeypatch):
+    from claims.implementation import sequence
+    from claims.implementation.line_search import LS_BUDGETS
+
+    seen = []
+
+    def fake_run(name, claims, tier, seed, out, bug, spec="", patch=None):
+        seen.append((sequence.apply_caps(sequence.STEP_BUDGETS["quick"]),
+                     sequence.apply_caps(LS_BUDGETS["quick"])))
+        return {"claims": {}, "fingerprint": {}}
+
+    monkeypatch.setattr(fork_check, "_run", fake_run)
+    report = fork_check.mutant_check("toy_library:factory", claims=[], mutants=[],
+                                     out=tmp_path / "m")
+    step, ls = seen[0]
+    caps = sequence.FORK_BUDGET
+    assert step.seeds == (0,) * caps.seeds and step.updates == caps.updates
+    assert step.tasks == sequence.STEP_BUDGETS["quick"].tasks  # every task is kept
+    assert (ls.ladder_updates, ls.probe_updates) == (caps.ladder_updates, caps.probe_updates)
+    assert ls.ladder == LS_BUDGETS["quick"].ladder  # and every rung
+    assert report["caps"]["seeds"] == caps.seeds
+    assert "FORK_BUDGET" in (tmp_path / "m" / "detection.md").read_text()
+    # outside the check the budgets are the tier's own
+    assert sequence.apply_caps(LS_BUDGETS["quick"]) == LS_BUDGETS["quick"]
+    fork_check.mutant_check("toy_library:factory", claims=[], mutants=[], out=tmp_path / "u",
+                            caps=None)
+    assert seen[-1][0] == sequence.STEP_BUDGETS["quick"]
+
+
 def test_detection_counts_separate_bugs_from_false_alarms():
     rows = [{"bug": "clean_rerun", "kind": "clean", "applicable": True, "caught": False},
             {"bug": "a", "kind": "bug", "applicable": True, "caught": True},
