@@ -45,4 +45,4 @@ def test_a_zero_gradient_crashes_tianshou_and_leaves_the_policy_non_finite():
 def test_check_adapter_passes():
     findings = check_adapter("claims.adapters.tianshou:factory")
     assert all(f.ok for f in findings), [f.detail for f in findings if not f.ok]
-    assert "capabilities step" in findings[0].detail
+    assert "capabilities snapshot, step" in findings[0].detail

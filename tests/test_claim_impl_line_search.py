@@ -51,7 +51,7 @@ def test_reference_supported_and_mechanism_control_refuted(claim_id):
     real, control = claim.run("quick"), claim.run("quick", control=True)
     assert claim.decide(real).status is Status.SUPPORTED, claim.decide(real).message
     assert claim.decide(control).status is Status.REFUTED
-    assert sum(claim.samples(control).values()) > sum(claim.samples(real).values()) == 0
+    assert sum(claim.violations(control).values()) > sum(claim.violations(real).values()) == 0
 
 
 @pytest.mark.usefixtures("small_plan")
@@ -104,6 +104,31 @@ def test_violations_by_hand(claim_id, record, violations):
     runs = {"T seed 0 delta 0.01": Cell([record]), "T seed 0 delta 10": Cell([])}
     assert sum(get(claim_id).violations(evidence_of(claim_id, runs, [0.01, 10])).values()) \
         == violations
+
+
+def test_within_delta_compares_how_far_beyond_delta_by_hand():
+    """Its samples: per cell, the sum over accepted steps of ln max(KL / delta, 1), capped; a
+    rejected update and a step within delta add nothing."""
+    claim = get("impl.ls_within_delta")
+    runs = {"T seed 0 delta 0.01": Cell([UpdateRecord(0.02, 0.03, 0.1, False),
+                                         UpdateRecord(0.005, 0.01, 0.1, False),
+                                         UpdateRecord(0.0, 0.0, 0.0, True)]),
+            "T seed 0 delta 10": Cell([UpdateRecord(math.inf, math.inf, 0.1, False),
+                                       UpdateRecord(10.0 * math.e, 1e3, 0.1, False)])}
+    samples = claim.samples(evidence_of(claim.id, runs, [0.01, 10]))
+    assert samples["T seed 0 delta 0.01"] == pytest.approx(math.log(2.0))
+    assert samples["T seed 0 delta 10"] == pytest.approx(line_search.OVERSHOOT_CAP + 1.0)
+
+
+def test_direction_compares_off_direction_steps_plus_rejections_by_hand():
+    """A line search that never shortens its step rejects instead: the comparison counts the
+    rejections in every cell, and the off-direction steps where the direction is judged."""
+    claim = get("impl.ls_direction")
+    off, rejected = UpdateRecord(0.01, 0.03, 0.1, False, 0.5, 0.4), UpdateRecord(0, 0, 0, True)
+    runs = {"T seed 0 delta 0.01": Cell([off, rejected]), "T seed 0 delta 10": Cell(
+        [rejected, rejected, off])}  # off-direction at delta 10 is not judged (no reference)
+    samples = claim.samples(evidence_of(claim.id, runs, [0.01, 10]))
+    assert samples == {"T seed 0 delta 0.01": 2.0, "T seed 0 delta 10": 2.0}
 
 
 def test_finite_counts_the_cells_whose_policy_became_non_finite():

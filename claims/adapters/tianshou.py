@@ -1,5 +1,5 @@
 """tianshou's TRPO (``tianshou.algorithm.TRPO``, 2.x; the optional ``tianshou`` extra) as an
-implementation (:mod:`claims.impl`), step capability only.
+implementation (:mod:`claims.impl`): the step and snapshot capabilities.
 
 - ``new_policy`` builds the networks of tianshou's MuJoCo TRPO example: a 64x64 tanh MLP
   actor (Gaussian with a state-independent log-std, ``Independent(Normal, 1)``; categorical for
@@ -20,6 +20,7 @@ Differences from the paper (read from tianshou 2.0.1's ``trpo.py`` and ``npg.py`
 
 from __future__ import annotations
 
+import copy
 from importlib import metadata
 from typing import Any
 
@@ -134,6 +135,14 @@ class TianshouTRPO:
         old = self._distributions(obs)
         self.algorithm._update_with_batch(self._batch(batch, obs), batch_size=None, repeat=1)
         return StepOutcome(old, self._distributions(obs))
+
+    def get_state(self) -> Any:
+        """The ``snapshot`` capability: a copy of the whole algorithm (actor, critic and their
+        optimizers; ``policy_step`` reseeds numpy and torch itself)."""
+        return copy.deepcopy(self.algorithm)
+
+    def set_state(self, state: Any) -> None:
+        self.algorithm = copy.deepcopy(state)
 
 
 def factory() -> TianshouTRPO:
