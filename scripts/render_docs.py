@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:  # run as `python scripts/render_docs.py` from any
     sys.path.insert(0, str(ROOT))
 
 from claims.core import TIERS  # noqa: E402
-from claims.fork_check import detection_markdown  # noqa: E402
+from claims.fork_check import detection_markdown, mutant_markdown  # noqa: E402
 from claims.registry import all_claims  # noqa: E402
 from claims.report import (  # noqa: E402
     DASH,
@@ -357,6 +357,29 @@ def render_fork_check(ctx: Context, args: Sequence[str]) -> str:
         f"**{'yes' if report['all_bugs_caught'] else 'NO'}**.", "", *lines[start:]])
 
 
+def render_mutants(ctx: Context, args: Sequence[str]) -> str:
+    """``mutants:DIR``: the headline of a mutant check's ``DIR/detection.json`` (detection, false
+    alarms, wall time, commit), or its whole table with ``mutants:DIR:table``."""
+    report = _load_json(ctx.root / args[0] / "detection.json")
+    lines = mutant_markdown(report).splitlines()
+    if args[1:] == ["table"]:
+        start = next(i for i, line in enumerate(lines) if line.startswith("| mutant"))
+        end = next((i for i, line in enumerate(lines[start:], start) if not line), len(lines))
+        return "\n".join(lines[start:end])
+    baseline = ctx.root / args[0] / "runs" / "baseline" / "results.json"
+    commit = ((_load_json(baseline).get("fingerprint") or {}).get("git") or {}).get("commit", "?")
+    rate = report["detection_rate"]
+    source = link(ctx, args[0] + "/detection.md")
+    return (f"`{report['impl']}`, tier {report['tier']} (from {source}, commit "
+            f"`{commit[:7]}`): bugs caught **{report['bugs_caught']} of "
+            f"{report['bugs_applicable']}**" + ("" if rate is None else f" ({100 * rate:.0f}%)")
+            + f"; false alarms **{len(report['false_alarms'])}**; clean rerun passes: "
+            f"**{'yes' if report['clean_reference_passes'] else 'NO'}**; wall time "
+            f"{fmt_seconds(report['runtime_s'])}"
+            + ("" if not report["missed"] else f"; missed: {', '.join(report['missed'])}")
+            + ".")
+
+
 def _budget_text(budget: Any) -> str:
     if budget is None:
         return "none (SKIPPED)"
@@ -483,6 +506,7 @@ RENDERERS: dict[str, Callable[[Context, Sequence[str]], str]] = {
     "runs": render_runs,
     "trainings": render_trainings,
     "fork-check": render_fork_check,
+    "mutants": render_mutants,
     "test-run": render_test_run,
     "catalogue": render_catalogue,
     "schema": render_schema,
