@@ -170,6 +170,28 @@ def test_the_mutant_check_runs_its_claims_at_the_declared_fork_budget(toy, tmp_p
     assert seen[-1][0] == sequence.STEP_BUDGETS["quick"]
 
 
+def test_an_interrupted_check_keeps_every_row_it_measured(toy, tmp_path, monkeypatch):
+    import json
+
+    runs = []
+
+    def fake_run(name, claims, tier, seed, out, bug, spec="", patch=None):
+        runs.append(name)
+        if name == "second":
+            raise KeyboardInterrupt  # the user stops the check during the second mutant
+        return {"claims": {}, "fingerprint": {}}
+
+    monkeypatch.setattr(fork_check, "_run", fake_run)
+    mutants = [Mutant(n, "x", (Edit("toy_library:scale", "factor * x", "x"),))
+               for n in ("first", "second")]
+    with pytest.raises(KeyboardInterrupt):
+        fork_check.mutant_check("toy_library:factory", claims=[], mutants=mutants,
+                                out=tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "detection.json").read_text())
+    assert not saved["complete"] and [r["bug"] for r in saved["rows"]] == ["clean_rerun", "first"]
+    assert "**Incomplete**: 1 of 2 mutants" in (tmp_path / "m" / "detection.md").read_text()
+
+
 def test_detection_counts_separate_bugs_from_false_alarms():
     rows = [{"bug": "clean_rerun", "kind": "clean", "applicable": True, "caught": False},
             {"bug": "a", "kind": "bug", "applicable": True, "caught": True},
