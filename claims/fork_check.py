@@ -263,13 +263,13 @@ def _statistic(row: dict[str, Any]) -> str:
                 f"{_number(row['baseline_value'])}); verdict {row['baseline_status']} -> "
                 f"{row['candidate_status']}")
     lo, hi = row["ci"]
-    parts = row["message"].split("; ")
-    cells = [p for p in parts if p.startswith("per cell")]
+    statistic = row["message"].split("; margin ")[0]  # the rule's statistic, as compare wrote it
+    cells = [p for p in row["message"].split("; ") if p.startswith("per cell")]
     if cells:  # a per-cell rule: how many cells moved, and by how much
         moved = cells[0].split(": ", 1)[1]
-        return (f"{parts[0]}: {moved} (margin {row['margin']:g}; differences "
+        return (f"{statistic}: {moved} (margin {row['margin']:g}; differences "
                 f"{lo:+.3g} to {hi:+.3g})")
-    return (f"{row['message'].split(';')[0]}: mean difference {row['difference']:+.3g} "
+    return (f"{statistic}: mean difference {row['difference']:+.3g} "
             f"[{lo:+.3g}, {hi:+.3g}] vs the reference (margin {row['margin']:g}), "
             f"n = {row['n']}")
 
