@@ -4,7 +4,7 @@ negative controls, statistics recomputed by hand, determinism, and the presets' 
 import numpy as np
 import pytest
 
-from claims.climb import (
+from claims.catalogue.climb.claims import (
     NO_QUICK_PROTOCOL,
     NO_QUICK_VERDICT,
     PRESET_STATISTICS,
@@ -17,7 +17,7 @@ from claims.climb import (
     plot_climb,
     trace_data,
 )
-from claims.climb_family import (
+from claims.catalogue.climb.family import (
     FAMILY_SIZES,
     PRESET_MEMBERS,
     closest_to_median,
@@ -29,8 +29,8 @@ from claims.climb_family import (
     worst_fall,
     worst_fall_under_gain,
 )
-from claims.core import Evidence, Kind, Status
-from claims.stats import wilson_interval
+from claims.framework.core import Evidence, Kind, Status
+from claims.framework.stats import wilson_interval
 from trpo_ref.tabular import gridworld
 from trpo_ref.tabular.climb import settings_for
 
@@ -227,7 +227,7 @@ CONTROL_NOT_TOLD_APART = {("standard", "climb.overshoot")}
 def test_committed_climb_evidence_tells_each_control_from_its_claim():
     from pathlib import Path
 
-    from claims.runner import load_results
+    from claims.framework.runner import load_results
 
     reports = Path(__file__).resolve().parents[1] / "reports"
     same = set()
