@@ -34,20 +34,10 @@ def test_planned_empirical_job_keys_are_unchanged(tier, monkeypatch):
 
 # --- budgets are typed ---------------------------------------------------------------------------
 
-# Claims whose module is hashed into their trainings' cache keys (the module defining the job
-# function, claims.framework.jobs.job_code_version): typing their budget edits that module and so
-# changes every key of their cached trainings. Typed when the job function moves to a module of its
-# own (with the job-cache migration); until then their dict budget is the one exception.
-DICT_BUDGET_UNTIL_CACHE_MIGRATION = {"impl.learns"}
-
-
 @pytest.mark.parametrize("claim", all_claims(), ids=lambda c: c.id)
 def test_every_budget_is_a_frozen_dataclass_or_none(claim):
     """A budget is a :class:`claims.framework.core.Budget` (fields declared and documented where the
     claim family is), never a dict of string keys; None means no verdict at that tier."""
-    if claim.id in DICT_BUDGET_UNTIL_CACHE_MIGRATION:
-        assert any(isinstance(claim.budget(t), dict) for t in TIERS), "typed now: drop it above"
-        pytest.skip("its module is part of its trainings' cache keys (see above)")
     for tier in TIERS:
         budget = claim.budget(tier)
         assert budget is None or isinstance(budget, Budget), (tier, type(budget))

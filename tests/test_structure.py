@@ -112,7 +112,7 @@ def test_jobs_hash_every_trpo_ref_module_they_load():
     """The job cache key hashes claims.framework.jobs.SOURCE_PACKAGES, not all of trpo_ref: every
     trpo_ref module the job functions and the adapters they train load must lie under it."""
     code = ("import sys, claims.catalogue.training_jobs, claims.catalogue.implementation.learns, "
-            "claims.adapters.trpo_ref\n"
+            "claims.catalogue.implementation.training, claims.adapters.trpo_ref\n"
             "print('\\n'.join(m.__file__ for n, m in sys.modules.items()"
             " if n.split('.')[0] == 'trpo_ref'))")
     root = PACKAGE.parent

@@ -5,31 +5,38 @@ each seed and returns every finished episode's true return and length; the suite
 final return (mean over the episodes that end in the last 10% of the run's steps) and divides
 it by the task's published threshold (:data:`claims.catalogue.empirical.protocol.TASKS`, from
 published TRPO results, not from our runs). Each training is a cached job
-(:mod:`claims.framework.jobs`), keyed by the implementation's spec and version, so a long run
-resumes and runs on ``--jobs`` workers.
+(:mod:`claims.framework.jobs`; the job function is :func:`.training.train_episodes`), keyed by
+the implementation's spec and version, so a long run resumes and runs on ``--jobs`` workers.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from claims.catalogue.empirical import protocol
 from claims.catalogue.empirical.common import ALPHA, EmpiricalClaim, judge, matrix, worst_task
-from claims.faults.forks import seeded_bug
-from claims.framework.core import Comparison, DecisionRule, Evidence, Verdict
-from claims.framework.impl import REFERENCE_SPEC, TrainOutcome, load_implementation, under_test
+from claims.catalogue.implementation.training import train_episodes
+from claims.framework.core import Budget, Comparison, DecisionRule, Evidence, Verdict
+from claims.framework.impl import REFERENCE_SPEC, load_implementation, under_test
 from claims.framework.jobs import Job, run_in_context
 from claims.framework.registry import register
-from trpo_ref.deep.runtime import torch_threads
 
 FINAL_FRACTION = 0.1
 CONTROL_BUG = "flip_advantages"
-JOB_SOURCES = ("claims/framework/impl.py", "claims/faults/forks.py", "claims/faults/__init__.py",
-               "claims/adapters/trpo_ref.py", "claims/adapters/sb3_contrib.py")
+TRAIN_EPISODES = f"{train_episodes.__module__}:{train_episodes.__name__}"  # the job function
+
+
+@dataclass(frozen=True)
+class LearnsBudget(Budget):
+    """The trainings impl.learns asks of the implementation under test at a tier."""
+
+    tasks: tuple[tuple[str, int], ...]  # (task, env steps per training), in report order
+    seeds: tuple[int, ...]  # one training per task and seed; the control trains the first only
 
 
 def implementation_version(spec: str) -> str:
@@ -46,23 +53,6 @@ def implementation_version(spec: str) -> str:
         except metadata.PackageNotFoundError:
             continue
     return f"{top} (version unknown)"
-
-
-def train_episodes(spec: str, env_id: str, seed: int, total_steps: int,
-                   bug: str | None = None, version: str = "") -> dict[str, Any]:
-    """Job function: one training by the implementation ``spec`` (with the seeded bug ``bug``
-    of the reference, if any); its episodes as JSON."""
-    implementation = load_implementation(spec)
-    with seeded_bug(bug), torch_threads(1):
-        outcome = implementation.train(env_id, seed, total_steps)
-    if not isinstance(outcome, TrainOutcome):
-        raise TypeError(f"train returned {type(outcome).__name__}, not TrainOutcome")
-    outcome.validate(total_steps)
-    return {"episode_returns": [float(r) for r in outcome.episode_returns],
-            "episode_lengths": [int(n) for n in outcome.episode_lengths],
-            # env steps in finished episodes (what the report's Trainings table counts)
-            "steps": [int(sum(outcome.episode_lengths))],
-            "implementation_version": version}
 
 
 def final_return(returns: list[float], lengths: list[int]) -> float:
@@ -98,13 +88,13 @@ class ImplementationLearns(EmpiricalClaim):
                     "it is wholly below.")
     comparison = Comparison(statistic="final return / published threshold per (task, seed)",
                             better="higher", margin=0.1)
-    budgets: ClassVar[dict[str, dict[str, Any] | None]] = {
-        "quick": {"tasks": [["CartPole-v1", 75_000]], "seeds": [0, 1]},
-        "standard": {"tasks": [["CartPole-v1", 250_000], ["Hopper-v5", 1_000_000]],
-                     "seeds": [0, 1, 2]},
-        "full": {"tasks": [["CartPole-v1", 250_000], ["Swimmer-v5", 1_000_000],
-                           ["Hopper-v5", 1_000_000], ["Walker2d-v5", 1_000_000]],
-                 "seeds": [0, 1, 2, 3, 4]},
+    budgets: ClassVar[dict[str, LearnsBudget | None]] = {
+        "quick": LearnsBudget(tasks=[["CartPole-v1", 75_000]], seeds=[0, 1]),
+        "standard": LearnsBudget(tasks=[["CartPole-v1", 250_000], ["Hopper-v5", 1_000_000]],
+                                 seeds=[0, 1, 2]),
+        "full": LearnsBudget(tasks=[["CartPole-v1", 250_000], ["Swimmer-v5", 1_000_000],
+                                    ["Hopper-v5", 1_000_000], ["Walker2d-v5", 1_000_000]],
+                             seeds=[0, 1, 2, 3, 4]),
     }
     deviations = (
         "The implementation trains with its own defaults (network, batch size, GAE, damping); "
@@ -112,15 +102,16 @@ class ImplementationLearns(EmpiricalClaim):
     )
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
-        budget = self.budget(tier) or {}
+        budget: LearnsBudget | None = self.budget(tier)
+        if budget is None:
+            return []
         spec = REFERENCE_SPEC if control else under_test().spec
-        seeds = budget["seeds"][:1] if control else budget["seeds"]
+        seeds = budget.seeds[:1] if control else budget.seeds
         version = implementation_version(spec)
-        return [Job(self.id, env_id, "control" if control else "impl", s,
-                    f"{__name__}:train_episodes",
+        return [Job(self.id, env_id, "control" if control else "impl", s, TRAIN_EPISODES,
                     {"spec": spec, "env_id": env_id, "seed": s, "total_steps": steps,
                      "bug": CONTROL_BUG if control else None, "version": version})
-                for env_id, steps in budget["tasks"] for s in seeds]
+                for env_id, steps in budget.tasks for s in seeds]
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
         if not control:
@@ -140,8 +131,9 @@ class ImplementationLearns(EmpiricalClaim):
                 "implementation_version": results[0]["implementation_version"] if results
                 else None}
         summary = {f"{t}: mean final return": float(np.mean(v)) for t, v in finals.items()}
-        config = dict(self.budget(tier) or {}) | {"impl": jobs[0].kwargs["spec"] if jobs
-                                                   else None, "seed": seed}
+        budget = self.budget(tier)
+        config = (budget.to_json() if budget is not None else {}) | {
+            "impl": jobs[0].kwargs["spec"] if jobs else None, "seed": seed}
         return self.evidence(tier, control, data, summary, config)
 
     def samples(self, evidence: Evidence) -> dict[str, float]:
