@@ -13,7 +13,7 @@ from test_structure import find_cycle  # one cycle finder for trpo_ref's and cla
 
 from claims.catalogue.empirical import protocol
 from claims.framework.core import TIERS, Budget, budget_json
-from claims.framework.jobs import job_key
+from claims.framework.jobs import job_key, method_of
 from claims.framework.registry import all_claims
 
 DATA = Path(__file__).parent / "data"
@@ -221,3 +221,13 @@ def test_npg_trains_with_the_step_its_label_shows():
     """The cached runs were trained with the label's 6-digit step, not the sweep's float."""
     assert protocol.Method("npg", npg_step=1 / 3).trainer("CartPole-v1") == (
         "npg", {"step_size": 0.333333})
+
+
+@pytest.mark.parametrize(("label", "method"), [
+    ("npg@0.333333", "npg"), ("npg@3+flip_advantages", "npg"), ("trpo", "trpo"),
+    ("trpo@delta=0.003", "trpo@delta=0.003"), ("vine+flip_advantages", "vine+flip_advantages"),
+])
+def test_the_trainings_table_counts_every_npg_step_size_as_one_method(label, method):
+    """runner.training_summary groups by jobs.method_of, which reads the protocol's labels
+    through Method.parse (registered by the protocol for its job function)."""
+    assert method_of(protocol.training("figure4", "CartPole-v1", label, 0, 1000)) == method

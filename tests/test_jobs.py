@@ -266,3 +266,14 @@ def test_an_interrupt_terminates_the_pool_workers(tmp_path):
         run_jobs(jobs, JobCache(tmp_path, version="v"), executor="process", max_workers=2,
                  progress=interrupt)
     assert multiprocessing.active_children() == []
+
+
+def test_a_job_names_its_method_by_its_label_unless_its_function_registered_a_parser(
+        monkeypatch):
+    from claims.framework import jobs as jobs_module
+
+    monkeypatch.setattr(jobs_module, "_METHODS", {})
+    job = Job("c", "task", "sgd@lr=0.1", 0, "tests.test_jobs:square", {"x": 2})
+    assert jobs_module.method_of(job) == "sgd@lr=0.1"
+    jobs_module.register_methods("tests.test_jobs:square", lambda label: label.split("@")[0])
+    assert jobs_module.method_of(job) == "sgd"

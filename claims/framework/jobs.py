@@ -73,6 +73,23 @@ class Job:
                             "seed": self.seed, "fn": self.fn, "kwargs": dict(self.kwargs)})
 
 
+# job function -> how its jobs' labels (``Job.algo``) name their training method: a family of
+# jobs whose labels carry settings ("npg@0.333333") registers its parser here (the catalogue's
+# empirical protocol does); any other label is a method of its own
+_METHODS: dict[str, Callable[[str], str]] = {}
+
+
+def register_methods(fn: str, method: Callable[[str], str]) -> None:
+    """Name the training method of each job of ``fn`` (``"module:function"``) by
+    ``method(job.algo)`` (the run's trainings table groups by it)."""
+    _METHODS[fn] = method
+
+
+def method_of(job: Job) -> str:
+    """The training method ``job`` runs (see :func:`register_methods`); its label by default."""
+    return _METHODS.get(job.fn, str)(job.algo)
+
+
 def resolve(fn: str) -> Callable[..., Any]:
     """Import "package.module:function"; ValueError naming the problem if that fails."""
     module_name, sep, attr = fn.partition(":")

@@ -74,6 +74,7 @@ from claims.framework.jobs import (
     JobsMissing,
     current_execution,
     execution,
+    method_of,
     run_in_context,
 )
 from claims.framework.report import (
@@ -345,15 +346,15 @@ def _source(record: dict[str, Any] | None, key: str, cache: Any) -> dict[str, An
 
 
 def training_summary(jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    """Per (group, task, method) of ``jobs``: runs planned and finished, how many of those were
-    trained in this run and how many read from the cache, env steps, the wall seconds the
-    finished ones took when they ran (one worker's time each, wherever and whenever it ran),
-    and per job (``runs``) its seed, source and provenance (from the current execution's
-    cache)."""
+    """Per (group, task, method) of ``jobs`` (:func:`~claims.framework.jobs.method_of`): runs
+    planned and finished, how many of those were trained in this run and how many read from the
+    cache, env steps, the wall seconds the finished ones took when they ran (one worker's time each,
+    wherever and whenever it ran), and per job (``runs``) its seed, source and provenance (from the
+    current execution's cache)."""
     cache = current_execution().cache
     rows: dict[tuple[str, str, str], dict[str, Any]] = {}
     for job in jobs:
-        method = job.algo.split("@")[0] if job.algo.startswith("npg@") else job.algo
+        method = method_of(job)
         row = rows.setdefault((job.claim_id, job.task, method), {
             "group": job.claim_id, "task": job.task, "method": method, "planned": 0,
             "finished": 0, "trained_here": 0, "from_cache": 0, "env_steps": 0, "wall_s": 0.0,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from claims.framework.core import Budget as ClaimBudget
-from claims.framework.jobs import Job, run_in_context
+from claims.framework.jobs import Job, register_methods, run_in_context
 
 TRAIN_FN = "claims.catalogue.training_jobs:train_job"
 FINAL_FRACTION = 0.1  # final return: mean over the last 10% of iterations (at least one)
@@ -183,6 +183,15 @@ class Method:
         if self.name == "vine":
             return "trpo", dict(TASKS[env_id].vine)
         return self.name, {}
+
+
+def trainings_table_method(label: str) -> str:
+    """The method a training of ``label`` counts under in a run's trainings table: NPG's runs at
+    every step size (the sweep's too) are one method, "npg"; any other label is its own."""
+    return "npg" if Method.parse(label).name == "npg" else label
+
+
+register_methods(TRAIN_FN, trainings_table_method)
 
 
 def training(group: str, env_id: str, method: Method | str, seed: int, steps: int,
