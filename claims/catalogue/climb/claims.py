@@ -21,9 +21,9 @@ Returns are on the seed's scale, 100 eta / eta* (the uniform start reads -39.5%)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -233,6 +233,26 @@ def plot_family(curves: Mapping[str, list[list[float]]], path: Path, *, title: s
 # --------------------------------------------------------------------------------------------
 
 
+Value = float | np.ndarray  # one member's value; read back from the evidence, every member's
+
+
+@dataclass(frozen=True)
+class MemberValues:
+    """Base of a climb claim's per-member statistics: each field is one number per member,
+    stored in the evidence as the column of that name (``data[field]``, in member order) and
+    read back typed by :meth:`columns` (each field then an array over the members)."""
+
+    @classmethod
+    def columns(cls, data: Mapping[str, Any]) -> Self:
+        """The evidence's columns of this class's fields, each as an array over the members."""
+        return cls(**{f.name: np.asarray(data[f.name]) for f in fields(cls)})
+
+
+def n_members(data: Mapping[str, Any]) -> int:
+    """How many family members the evidence holds."""
+    return len(data["member"])
+
+
 class _FamilyClaim(Claim[ClimbBudget]):
     """Shared run / figure code: per-member statistics of paired arms over the family."""
 
@@ -246,7 +266,7 @@ class _FamilyClaim(Claim[ClimbBudget]):
     def arms(self, rounds: int) -> dict[str, ClimbSettings]:
         raise NotImplementedError
 
-    def member_values(self, traces: Mapping[str, ClimbTrace]) -> dict[str, float]:
+    def member_values(self, traces: Mapping[str, ClimbTrace]) -> MemberValues:
         raise NotImplementedError
 
     def traces(self, member: int, rounds: int, control: bool) -> dict[str, ClimbTrace]:
@@ -276,8 +296,8 @@ class _FamilyClaim(Claim[ClimbBudget]):
             if self.preset_slug is not None and member == PRESET_MEMBERS[self.preset_slug]:
                 shown = traces
         data: dict[str, Any] = {"member": list(range(n))}
-        for key in rows[0]:
-            data[key] = [row[key] for row in rows]
+        for f in fields(rows[0]):
+            data[f.name] = [getattr(row, f.name) for row in rows]
         config = {
             "seed": seed,
             "seed_note": "unused: the family's members are seeded as declared (family_seed)",
@@ -298,6 +318,7 @@ class _FamilyClaim(Claim[ClimbBudget]):
         return evidence
 
     def summarize(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The report's numbers of the family (the evidence's summary)."""
         return {}
 
     def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
@@ -308,7 +329,7 @@ class _FamilyClaim(Claim[ClimbBudget]):
         kind = "negative control" if evidence.control else "family"
         out = [plot_family(curves, Path(out_dir) / f"climb_{self.slug}_family{suffix}.png",
                            title=f"{self.id}, {kind}: every member's true return "
-                           f"({len(evidence.data['member'])} members)")]
+                           f"({n_members(evidence.data)} members)")]
         shown = evidence.artifacts.get("shown")
         if shown:
             name, trace = next(iter(shown.items()))
@@ -335,7 +356,7 @@ def _fmt_ci(ci: tuple[float, float]) -> str:
 
 
 def _too_few(data: Mapping[str, Any]) -> Verdict | None:
-    if len(data.get("member", [])) < 2:
+    if len(data.get("member", [])) < 2:  # also when the column is missing
         return Verdict.inconclusive("the evidence holds fewer than 2 family members: nothing to "
                                     "judge")
     return None
@@ -348,6 +369,16 @@ _NO_TR_CONTROL = (
     "||s|| times too long and nothing brings it back inside delta (a slip seen in public "
     "implementations: no KL check in the line search)."
 )
+
+
+@dataclass(frozen=True)
+class OvershootMember(MemberValues):
+    """climb.overshoot, per member: the worst one-round fall under a promised gain per arm."""
+
+    fall_no_trust_region: Value  # worst fall (points) under a predicted gain, no trust region
+    fall_trust_region: Value  # the same with the trust region (delta 0.02)
+    crash_no_trust_region: Value  # 1.0 if that fall is >= CRASH_POINTS, else 0.0
+    crash_trust_region: Value  # the same with the trust region
 
 
 @register
@@ -395,26 +426,26 @@ class ClimbOvershoot(_FamilyClaim):
         return {"no trust region": no_trust_region_arm(rounds),
                 "trust region": trust_region_arm(rounds)}
 
-    def member_values(self, traces: Mapping[str, ClimbTrace]) -> dict[str, float]:
+    def member_values(self, traces: Mapping[str, ClimbTrace]) -> OvershootMember:
         no, tr = traces["no trust region"], traces["trust region"]
         f_no = worst_fall_under_gain(no.eta, no.predicted_eta, no.eta_star)
         f_tr = worst_fall_under_gain(tr.eta, tr.predicted_eta, tr.eta_star)
-        return {"fall_no_trust_region": f_no, "fall_trust_region": f_tr,
-                "crash_no_trust_region": float(f_no >= CRASH_POINTS),
-                "crash_trust_region": float(f_tr >= CRASH_POINTS)}
+        return OvershootMember(fall_no_trust_region=f_no, fall_trust_region=f_tr,
+                               crash_no_trust_region=float(f_no >= CRASH_POINTS),
+                               crash_trust_region=float(f_tr >= CRASH_POINTS))
 
     def summarize(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        n = len(data["member"])
-        k_no, k_tr = int(sum(data["crash_no_trust_region"])), int(sum(data["crash_trust_region"]))
-        diff = np.subtract(data["fall_no_trust_region"], data["fall_trust_region"])
+        n, m = n_members(data), OvershootMember.columns(data)
+        k_no, k_tr = int(sum(m.crash_no_trust_region)), int(sum(m.crash_trust_region))
+        diff = np.subtract(m.fall_no_trust_region, m.fall_trust_region)
         med, ci = _median_ci(diff) if n >= 2 else (float(diff[0]), (np.nan, np.nan))
         return {
             "p_crash_no_trust_region": k_no / n,
             "p_crash_no_trust_region_ci": wilson_interval(k_no, n, alpha=ALPHA),
             "p_crash_trust_region": k_tr / n,
             "p_crash_trust_region_ci": wilson_interval(k_tr, n, alpha=ALPHA),
-            "median_fall_no_trust_region": float(np.median(data["fall_no_trust_region"])),
-            "median_fall_trust_region": float(np.median(data["fall_trust_region"])),
+            "median_fall_no_trust_region": float(np.median(m.fall_no_trust_region)),
+            "median_fall_trust_region": float(np.median(m.fall_trust_region)),
             "median_paired_fall_difference": med,
             "median_paired_fall_difference_ci": ci,
         }
@@ -422,11 +453,11 @@ class ClimbOvershoot(_FamilyClaim):
     def decide(self, evidence: Evidence) -> Verdict:
         if (v := _too_few(evidence.data)) is not None:
             return v
-        d = evidence.data
-        stat, ci = _mean_ci(np.subtract(d["crash_no_trust_region"], d["crash_trust_region"]))
+        n, m = n_members(evidence.data), OvershootMember.columns(evidence.data)
+        stat, ci = _mean_ci(np.subtract(m.crash_no_trust_region, m.crash_trust_region))
         s = evidence.summary
         message = (
-            f"over {len(d['member'])} members: P(crash) without a trust region "
+            f"over {n} members: P(crash) without a trust region "
             f"{s['p_crash_no_trust_region']:.2f} {_fmt_ci(s['p_crash_no_trust_region_ci'])}, "
             f"with it {s['p_crash_trust_region']:.2f} {_fmt_ci(s['p_crash_trust_region_ci'])} "
             "(Wilson); worst fall under a promised gain, median "
@@ -434,7 +465,17 @@ class ClimbOvershoot(_FamilyClaim):
             f"points, paired difference median {s['median_paired_fall_difference']:.1f} "
             f"{_fmt_ci(s['median_paired_fall_difference_ci'])}."
         )
-        return self.rule.judge(stat, n=len(d["member"]), ci=ci, message=message)
+        return self.rule.judge(stat, n=n, ci=ci, message=message)
+
+
+@dataclass(frozen=True)
+class TrustRegionMember(MemberValues):
+    """climb.trust_region, per member: when the trust region's climb settles, and how."""
+
+    rounds_to_fixed_point: Value  # rounds until the return stays put (rounds_to_fixed_point)
+    share_rising_before: Value  # share of the rounds before it in which the true return rose
+    reached: Value  # 1.0 if it settled with >= FIXED_POINT_MIN_ROUNDS rounds to spare
+    final_percent: Value  # the last round's true return (percent of optimal)
 
 
 @register
@@ -480,35 +521,46 @@ class ClimbTrustRegion(_FamilyClaim):
     def arms(self, rounds: int) -> dict[str, ClimbSettings]:
         return {"trust region": trust_region_arm(rounds)}
 
-    def member_values(self, traces: Mapping[str, ClimbTrace]) -> dict[str, float]:
+    def member_values(self, traces: Mapping[str, ClimbTrace]) -> TrustRegionMember:
         t = traces["trust region"]
         k = rounds_to_fixed_point(t.percent)
-        return {"rounds_to_fixed_point": float(k),
-                "share_rising_before": share_rising_before(t.eta, k),
-                "reached": float(k <= t.rounds - FIXED_POINT_MIN_ROUNDS),
-                "final_percent": float(t.percent[-1])}
+        return TrustRegionMember(rounds_to_fixed_point=float(k),
+                                 share_rising_before=share_rising_before(t.eta, k),
+                                 reached=float(k <= t.rounds - FIXED_POINT_MIN_ROUNDS),
+                                 final_percent=float(t.percent[-1]))
 
     def summarize(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        k = np.asarray(data["rounds_to_fixed_point"])
+        m = TrustRegionMember.columns(data)
+        k = m.rounds_to_fixed_point
         med, ci = _median_ci(k) if k.size >= 2 else (float(k[0]), (np.nan, np.nan))
         return {"median_rounds_to_fixed_point": med, "median_rounds_to_fixed_point_ci": ci,
-                "share_reached": float(np.mean(data["reached"])),
-                "median_final_percent": float(np.median(data["final_percent"]))}
+                "share_reached": float(np.mean(m.reached)),
+                "median_final_percent": float(np.median(m.final_percent))}
 
     def decide(self, evidence: Evidence) -> Verdict:
         if (v := _too_few(evidence.data)) is not None:
             return v
-        d, s = evidence.data, evidence.summary
-        stat, ci = _mean_ci(d["share_rising_before"])
+        n, m, s = n_members(evidence.data), TrustRegionMember.columns(evidence.data), \
+            evidence.summary
+        stat, ci = _mean_ci(m.share_rising_before)
         message = (
-            f"over {len(d['member'])} members: rounds to the fixed point median "
+            f"over {n} members: rounds to the fixed point median "
             f"{s['median_rounds_to_fixed_point']:.0f} "
             f"{_fmt_ci(s['median_rounds_to_fixed_point_ci'])}; {s['share_reached']:.0%} stayed "
             f"there >= {FIXED_POINT_MIN_ROUNDS} rounds; final return median "
             f"{s['median_final_percent']:.1f}% of optimal; the lowest member's share of rising "
-            f"rounds {min(d['share_rising_before']):.2f}."
+            f"rounds {min(m.share_rising_before):.2f}."
         )
-        return self.rule.judge(stat, n=len(d["member"]), ci=ci, message=message)
+        return self.rule.judge(stat, n=n, ci=ci, message=message)
+
+
+@dataclass(frozen=True)
+class CrawlMember(MemberValues):
+    """climb.crawl, per member: how far the theory's penalty and the trust region got."""
+
+    progress_kl_penalty: Value  # percent of the way from the start to optimal, KL penalty
+    progress_trust_region: Value  # the same, trust region
+    ratio: Value  # progress_kl_penalty / progress_trust_region (inf if the latter is <= 0)
 
 
 @register
@@ -562,27 +614,28 @@ class ClimbCrawl(_FamilyClaim):
         return {"kl penalty": member_trace(crawl_arm(rounds), member, variant),
                 "trust region": member_trace(trust_region_arm(rounds), member)}
 
-    def member_values(self, traces: Mapping[str, ClimbTrace]) -> dict[str, float]:
+    def member_values(self, traces: Mapping[str, ClimbTrace]) -> CrawlMember:
         kl, tr = traces["kl penalty"], traces["trust region"]
         p_kl, p_tr = progress(kl.eta, kl.eta_star), progress(tr.eta, tr.eta_star)
-        return {"progress_kl_penalty": p_kl, "progress_trust_region": p_tr,
-                "ratio": p_kl / p_tr if p_tr > 0 else float("inf")}
+        return CrawlMember(progress_kl_penalty=p_kl, progress_trust_region=p_tr,
+                           ratio=p_kl / p_tr if p_tr > 0 else float("inf"))
 
     def summarize(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {"progress_kl_penalty": float(data["progress_kl_penalty"][0]),
-                "median_progress_trust_region": float(np.median(data["progress_trust_region"]))}
+        m = CrawlMember.columns(data)
+        return {"progress_kl_penalty": float(m.progress_kl_penalty[0]),
+                "median_progress_trust_region": float(np.median(m.progress_trust_region))}
 
     def decide(self, evidence: Evidence) -> Verdict:
         if (v := _too_few(evidence.data)) is not None:
             return v
-        d, s = evidence.data, evidence.summary
-        stat, ci = _mean_ci(d["ratio"])
+        n, s = n_members(evidence.data), evidence.summary
+        stat, ci = _mean_ci(CrawlMember.columns(evidence.data).ratio)
         message = (
             f"after 60 rounds the theory's penalty covered {s['progress_kl_penalty']:.2f}% of "
             "the way from the start to optimal; the trust region, median "
-            f"{s['median_progress_trust_region']:.1f}% over {len(d['member'])} members."
+            f"{s['median_progress_trust_region']:.1f}% over {n} members."
         )
-        return self.rule.judge(stat, n=len(d["member"]), ci=ci, message=message)
+        return self.rule.judge(stat, n=n, ci=ci, message=message)
 
 
 def _min_of_means(w: np.ndarray, lo: np.ndarray) -> Callable[[np.ndarray], float]:
@@ -591,6 +644,19 @@ def _min_of_means(w: np.ndarray, lo: np.ndarray) -> Callable[[np.ndarray], float
         return float(min(w[i].mean(), lo[i].mean()))
 
     return statistic
+
+
+@dataclass(frozen=True)
+class TooWideMember(MemberValues):
+    """climb.too_wide, per member: delta 0.5 against delta 0.02 on the same estimate."""
+
+    fall_wide: Value  # worst one-round fall (points), delta 0.5
+    fall_narrow: Value  # the same, delta 0.02
+    final_wide: Value  # the last round's true return (percent of optimal), delta 0.5
+    final_narrow: Value  # the same, delta 0.02
+    extra_fall: Value  # fall_wide - fall_narrow
+    shortfall: Value  # final_narrow - final_wide
+    paired_value: Value  # min(extra_fall, shortfall): the preset's statistic
 
 
 @register
@@ -637,27 +703,29 @@ class ClimbTooWide(_FamilyClaim):
     def arms(self, rounds: int) -> dict[str, ClimbSettings]:
         return {"delta 0.5": too_wide_arm(rounds), "delta 0.02": trust_region_arm(rounds)}
 
-    def member_values(self, traces: Mapping[str, ClimbTrace]) -> dict[str, float]:
+    def member_values(self, traces: Mapping[str, ClimbTrace]) -> TooWideMember:
         wide, narrow = traces["delta 0.5"], traces["delta 0.02"]
         extra = worst_fall(wide.percent) - worst_fall(narrow.percent)
         short = float(narrow.percent[-1] - wide.percent[-1])
-        return {"fall_wide": worst_fall(wide.percent), "fall_narrow": worst_fall(narrow.percent),
-                "final_wide": float(wide.percent[-1]), "final_narrow": float(narrow.percent[-1]),
-                "extra_fall": extra, "shortfall": short, "paired_value": min(extra, short)}
+        return TooWideMember(fall_wide=worst_fall(wide.percent),
+                             fall_narrow=worst_fall(narrow.percent),
+                             final_wide=float(wide.percent[-1]),
+                             final_narrow=float(narrow.percent[-1]),
+                             extra_fall=extra, shortfall=short, paired_value=min(extra, short))
 
     def summarize(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {"mean_extra_fall": float(np.mean(data["extra_fall"])),
-                "mean_shortfall": float(np.mean(data["shortfall"])),
-                "median_final_wide": float(np.median(data["final_wide"])),
-                "median_final_narrow": float(np.median(data["final_narrow"])),
-                "share_both_worse": float(np.mean((np.asarray(data["extra_fall"]) > 0)
-                                                  & (np.asarray(data["shortfall"]) > 0)))}
+        m = TooWideMember.columns(data)
+        return {"mean_extra_fall": float(np.mean(m.extra_fall)),
+                "mean_shortfall": float(np.mean(m.shortfall)),
+                "median_final_wide": float(np.median(m.final_wide)),
+                "median_final_narrow": float(np.median(m.final_narrow)),
+                "share_both_worse": float(np.mean((m.extra_fall > 0) & (m.shortfall > 0)))}
 
     def decide(self, evidence: Evidence) -> Verdict:
         if (v := _too_few(evidence.data)) is not None:
             return v
-        d, s = evidence.data, evidence.summary
-        w, lo = np.asarray(d["extra_fall"], float), np.asarray(d["shortfall"], float)
+        m, s = TooWideMember.columns(evidence.data), evidence.summary
+        w, lo = np.asarray(m.extra_fall, float), np.asarray(m.shortfall, float)
         stat = float(min(w.mean(), lo.mean()))
         idx = np.arange(w.size, dtype=float)
         ci = bootstrap_ci(idx, _min_of_means(w, lo), alpha=ALPHA)
@@ -668,6 +736,17 @@ class ClimbTooWide(_FamilyClaim):
             f"0.02); both worse in {s['share_both_worse']:.0%} of members."
         )
         return self.rule.judge(stat, n=w.size, ci=ci, message=message)
+
+
+@dataclass(frozen=True)
+class SwitchMember(MemberValues):
+    """climb.switch, per member: the switched climb against the unswitched one."""
+
+    fall_after_switch: Value  # worst one-round fall (points) from the switch on, switched
+    final_percent: Value  # the last round's true return (percent of optimal), switched
+    unswitched_fall_after: Value  # worst fall over the same rounds, never switched
+    unswitched_final_percent: Value  # the last round's true return, never switched
+    success: Value  # 1.0 if the switched fall is < FALL_POINTS and it ends near the top
 
 
 @register
@@ -715,29 +794,29 @@ class ClimbSwitch(_FamilyClaim):
     def arms(self, rounds: int) -> dict[str, ClimbSettings]:
         return {"switched": switch_arm(rounds), "unswitched": no_trust_region_arm(rounds)}
 
-    def member_values(self, traces: Mapping[str, ClimbTrace]) -> dict[str, float]:
+    def member_values(self, traces: Mapping[str, ClimbTrace]) -> SwitchMember:
         sw, un = traces["switched"], traces["unswitched"]
         k = sw.settings.switch_at or 1
         fall = worst_fall(sw.percent, from_round=k)
         final = float(sw.percent[-1])
-        return {"fall_after_switch": fall, "final_percent": final,
-                "unswitched_fall_after": worst_fall(un.percent, from_round=k),
-                "unswitched_final_percent": float(un.percent[-1]),
-                "success": float(fall < FALL_POINTS and final >= NEAR_TOP_PERCENT)}
+        return SwitchMember(fall_after_switch=fall, final_percent=final,
+                            unswitched_fall_after=worst_fall(un.percent, from_round=k),
+                            unswitched_final_percent=float(un.percent[-1]),
+                            success=float(fall < FALL_POINTS and final >= NEAR_TOP_PERCENT))
 
     def summarize(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        un = np.asarray(data["unswitched_fall_after"])
-        return {"median_fall_after_switch": float(np.median(data["fall_after_switch"])),
-                "median_final_percent": float(np.median(data["final_percent"])),
-                "share_unswitched_falling_after": float(np.mean(un >= FALL_POINTS)),
-                "median_unswitched_final_percent":
-                    float(np.median(data["unswitched_final_percent"]))}
+        m = SwitchMember.columns(data)
+        return {"median_fall_after_switch": float(np.median(m.fall_after_switch)),
+                "median_final_percent": float(np.median(m.final_percent)),
+                "share_unswitched_falling_after": float(np.mean(m.unswitched_fall_after
+                                                                >= FALL_POINTS)),
+                "median_unswitched_final_percent": float(np.median(m.unswitched_final_percent))}
 
     def decide(self, evidence: Evidence) -> Verdict:
         if (v := _too_few(evidence.data)) is not None:
             return v
-        d, s = evidence.data, evidence.summary
-        n, k = len(d["member"]), int(sum(d["success"]))
+        s = evidence.summary
+        n, k = n_members(evidence.data), int(sum(SwitchMember.columns(evidence.data).success))
         ci = wilson_interval(k, n, alpha=ALPHA)
         message = (
             f"{k}/{n} members: after the switch at round {SWITCH_AT} the worst fall has median "
