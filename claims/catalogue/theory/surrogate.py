@@ -14,10 +14,10 @@ visitation rho with the state distribution), whose gradient is (1 - gamma) times
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -325,6 +325,27 @@ class SurrogateGradient(Claim[GradientBudget]):
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class GapOrderRows:
+    """theory.surrogate_gap_order's evidence read back typed: one entry per MDP in each field,
+    stored as the evidence's column of that name (``data[field]``, in this order)."""
+
+    n_states: list[int]  # the MDP's states
+    n_actions: list[int]  # and actions
+    gamma: list[float]  # its discount
+    mdp_seed: list[int]  # the seed its batch of MDPs was drawn with
+    index: list[int]  # its index in that batch
+    slope: list[float]  # least-squares slope of log gap on log eps (NaN: a gap was not > 0)
+    slope_ci_low: list[float]  # the slope's 95% t-interval, lower end
+    slope_ci_high: list[float]  # and upper end
+    small_eps_slope: list[float]  # the slope over the N_SMALL_EPS smallest eps (reported)
+    gap: list[list[float]]  # |eta - L| at each eps
+
+    @classmethod
+    def read(cls, data: Mapping[str, Any]) -> Self:
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
 @register
 class SurrogateGapOrder(Claim[GapOrderBudget]):
     id = "theory.surrogate_gap_order"
@@ -396,21 +417,7 @@ class SurrogateGapOrder(Claim[GapOrderBudget]):
         budget = self.tier_budget(tier)
         surrogate_fn = _surrogate_fn(control)
         eps = np.logspace(np.log10(budget.eps_min), np.log10(budget.eps_max), budget.n_eps)
-        rows: dict[str, list[Any]] = {
-            k: []
-            for k in (
-                "n_states",
-                "n_actions",
-                "gamma",
-                "mdp_seed",
-                "index",
-                "slope",
-                "slope_ci_low",
-                "slope_ci_high",
-                "small_eps_slope",
-                "gap",
-            )
-        }
+        rows: dict[str, list[Any]] = {f.name: [] for f in fields(GapOrderRows)}
         for batch in _mdp_grid(budget, seed, offset=2):
             mdp, theta0 = batch.mdp, batch.theta0
             rng = np.random.default_rng([seed, 2, batch.mdp_seed])
@@ -460,7 +467,8 @@ class SurrogateGapOrder(Claim[GapOrderBudget]):
         empty = _no_examples(evidence, "slope")
         if empty is not None:
             return empty
-        slopes = np.asarray(evidence.data["slope"], dtype=float)
+        d = GapOrderRows.read(evidence.data)
+        slopes = np.asarray(d.slope, dtype=float)
         if not np.all(np.isfinite(slopes)):
             bad = int(np.sum(~np.isfinite(slopes)))
             return self.rule.judge(
@@ -469,7 +477,7 @@ class SurrogateGapOrder(Claim[GapOrderBudget]):
                 message=f"{bad} MDPs had a gap that was not positive at some eps; no slope",
             )
         worst = int(np.argmin(slopes))
-        ci = (evidence.data["slope_ci_low"][worst], evidence.data["slope_ci_high"][worst])
+        ci = (d.slope_ci_low[worst], d.slope_ci_high[worst])
         return self.rule.judge(
             float(slopes[worst]),
             n=slopes.size,
@@ -477,11 +485,10 @@ class SurrogateGapOrder(Claim[GapOrderBudget]):
             message=(
                 f"{slopes.size} MDPs: slopes from {slopes.min():.3f} to {slopes.max():.3f} "
                 f"(median {np.median(slopes):.3f}); the interval is that of the MDP with the "
-                f"smallest slope (gamma = {evidence.data['gamma'][worst]}, "
-                f"{evidence.data['n_states'][worst]} states x "
-                f"{evidence.data['n_actions'][worst]} actions). Reported, not judged: slope over "
+                f"smallest slope (gamma = {d.gamma[worst]}, {d.n_states[worst]} states x "
+                f"{d.n_actions[worst]} actions). Reported, not judged: slope over "
                 f"the {N_SMALL_EPS} smallest eps >= "
-                f"{np.nanmin(evidence.data['small_eps_slope']):.3f} for every MDP"
+                f"{np.nanmin(d.small_eps_slope):.3f} for every MDP"
             ),
         )
 
@@ -489,8 +496,8 @@ class SurrogateGapOrder(Claim[GapOrderBudget]):
         plt = pyplot()
 
         eps = np.asarray(evidence.config["eps"])
-        gammas = np.asarray(evidence.data["gamma"])
-        n_states = np.asarray(evidence.data["n_states"])
+        d = GapOrderRows.read(evidence.data)
+        gammas, n_states = np.asarray(d.gamma), np.asarray(d.n_states)
         fig, ax = plt.subplots(figsize=(5.5, 4.0))
         shown = 0
         for g in sorted(set(gammas.tolist())):  # the largest MDP's first instance per gamma
@@ -498,22 +505,21 @@ class SurrogateGapOrder(Claim[GapOrderBudget]):
             if idx.size == 0:
                 continue
             i = int(idx[0])
-            gap = np.asarray(evidence.data["gap"][i])
-            label = f"gamma={g:g}, slope {evidence.data['slope'][i]:.2f}"
+            gap = np.asarray(d.gap[i])
+            label = f"gamma={g:g}, slope {d.slope[i]:.2f}"
             ax.loglog(eps, gap, "o-", ms=3, label=label)
             shown += 1
-        worst = int(np.nanargmin(evidence.data["slope"]))
+        worst = int(np.nanargmin(d.slope))
         ax.loglog(
             eps,
-            evidence.data["gap"][worst],
+            d.gap[worst],
             "x--",
             ms=4,
             color="tab:red",
-            label=f"smallest slope {evidence.data['slope'][worst]:.2f} "
-            f"(gamma={evidence.data['gamma'][worst]:g}, {evidence.data['n_states'][worst]}"
-            f"x{evidence.data['n_actions'][worst]})",
+            label=f"smallest slope {d.slope[worst]:.2f} "
+            f"(gamma={d.gamma[worst]:g}, {d.n_states[worst]}x{d.n_actions[worst]})",
         )
-        all_gaps = np.asarray(evidence.data["gap"], dtype=float)
+        all_gaps = np.asarray(d.gap, dtype=float)
         anchor = float(np.median(all_gaps[:, -1])) if all_gaps.size else 1.0
         ax.loglog(eps, anchor * (eps / eps[-1]) ** 2, "k--", lw=1, label="eps^2 reference")
         ax.set_xlabel("eps (step along a unit direction in theta)")
