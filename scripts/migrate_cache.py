@@ -84,7 +84,7 @@ def stale_records(root: Path, renames: dict[str, str] | None = None
     out = []
     for path in sorted(root.glob("*.json")):
         record = renamed(read_json(path), renames or {})
-        current = job_code_version(record["job"]["fn"])
+        current = job_code_version(record["job"]["fn"], kwargs=record["job"]["kwargs"])
         if record["code"] != current or "from_fn" in record:
             out.append((path, record, current))
     return out
@@ -117,7 +117,11 @@ except ImportError:  # a revision before the layout move of claims/ (issue 17)
     from claims.jobs import Job, execute, job_code_version
 record = json.load(open(sys.argv[1]))
 job = Job(**record["job"])
-print(json.dumps({"code": job_code_version(job.fn), "result": execute(job)}))
+try:  # a revision whose code versions depend on the job's arguments (JOB_SOURCES_WHEN)
+    code = job_code_version(job.fn, kwargs=job.kwargs)
+except TypeError:
+    code = job_code_version(job.fn)
+print(json.dumps({"code": code, "result": execute(job)}))
 """
 
 

@@ -220,9 +220,22 @@ def test_job_code_version_covers_trpo_ref_and_the_job_module_only():
     from claims.framework.jobs import SOURCE_PACKAGES, job_code_version
 
     version = job_code_version("claims.catalogue.training_jobs:train_job")
-    assert version == code_version((*SOURCE_PACKAGES, "claims/catalogue/training_jobs.py",
-                                    "claims/faults/__init__.py"))  # training_jobs.JOB_SOURCES
+    assert version == code_version((*SOURCE_PACKAGES, "claims/catalogue/training_jobs.py"))
     assert version != job_code_version("tests.test_jobs:square")
+
+
+@pytest.mark.parametrize("fn, argument, value", [
+    ("claims.catalogue.training_jobs:train_job", "fault", "flip_advantages"),
+    ("claims.catalogue.implementation.training:train_episodes", "bug", "no_kl_check"),
+])
+def test_the_faults_code_keys_only_the_jobs_that_run_a_fault(fn, argument, value):
+    from claims.framework.jobs import job_code_version, job_sources
+
+    clean, faulted = job_sources(fn, {argument: None}), job_sources(fn, {argument: value})
+    assert "claims/faults/__init__.py" in faulted and not any(
+        path.startswith("claims/faults") for path in clean)
+    assert job_sources(fn, {}) == clean  # an argument left out is not set
+    assert job_code_version(fn, kwargs={argument: value}) != job_code_version(fn)
 
 
 def test_replay_reproduces_a_cached_job_and_names_a_tampered_field(tmp_path):

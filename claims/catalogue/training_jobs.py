@@ -37,7 +37,8 @@ STEP_KEYS = ("train/kl_mean", "train/kl_max", "train/kl_full_step", "train/accep
              "train/backtracks", "train/surrogate_predicted", "train/surrogate_actual",
              "train/adv_raw_mean", "train/adv_raw_std")
 FAULTS = ("flip_advantages", "unchecked_big_step")  # names in claims.faults
-JOB_SOURCES = ("claims/faults/__init__.py",)  # the faults' code: part of the jobs' cache key
+# the faults' code keys the jobs that run one (a negative control's), not the clean trainings
+JOB_SOURCES_WHEN = {"fault": ("claims/faults/__init__.py",)}
 
 
 @contextlib.contextmanager

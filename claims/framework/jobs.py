@@ -9,7 +9,8 @@ statistics, ...).
 :class:`JobCache` stores each finished job's result as one small JSON file, written atomically,
 under a key that hashes the job and its *code version* (:func:`job_code_version`: a hash of the
 source of ``trpo_ref``'s deep-RL half (:data:`SOURCE_PACKAGES`), of the job function's module
-and of any paths that module lists in ``JOB_SOURCES``; an edit to any of them invalidates the
+and of any paths that module lists in ``JOB_SOURCES``, or in ``JOB_SOURCES_WHEN`` for an
+argument the job sets; an edit to any of them invalidates the
 cached results, committed or not, while
 an edit to a claim's judgement or to the report does not, so a long run survives those).
 :func:`run_jobs` skips jobs already in the cache, runs the rest serially or
@@ -129,13 +130,27 @@ def code_version(packages: Sequence[str] = SOURCE_PACKAGES, root: Path = _REPO) 
     return digest.hexdigest()[:16]
 
 
-def job_code_version(fn: str, root: Path = _REPO) -> str:
-    """The code version of jobs that call ``fn``: :data:`SOURCE_PACKAGES`, the module defining
-    ``fn`` and the repo-relative paths in that module's ``JOB_SOURCES`` (if any)."""
+def job_sources(fn: str, kwargs: Mapping[str, Any] | None = None,
+                root: Path = _REPO) -> tuple[str, ...]:
+    """The repo paths a job calling ``fn`` with ``kwargs`` may depend on: :data:`SOURCE_PACKAGES`,
+    the module defining ``fn``, the paths in that module's ``JOB_SOURCES`` (if any), and, for
+    each argument named in its ``JOB_SOURCES_WHEN`` (``{argument: paths}``) that is set (not
+    None) in ``kwargs``, those paths. So the deliberately broken variants' code (a negative
+    control's fault) keys only the jobs that run one: adding a fault re-keys no clean training."""
     module = importlib.import_module(fn.partition(":")[0])
     module_file = Path(module.__file__ or "").resolve()
     own = [module_file.relative_to(root).as_posix()] if module_file.is_relative_to(root) else []
-    return code_version((*SOURCE_PACKAGES, *own, *getattr(module, "JOB_SOURCES", ())), root)
+    when: Mapping[str, Sequence[str]] = getattr(module, "JOB_SOURCES_WHEN", {})
+    conditional = [path for argument, paths in sorted(when.items())
+                   if (kwargs or {}).get(argument) is not None for path in paths]
+    return (*SOURCE_PACKAGES, *own, *getattr(module, "JOB_SOURCES", ()), *conditional)
+
+
+def job_code_version(fn: str, root: Path = _REPO,
+                     kwargs: Mapping[str, Any] | None = None) -> str:
+    """The code version of a job calling ``fn`` with ``kwargs``: :func:`code_version` of its
+    :func:`job_sources`."""
+    return code_version(job_sources(fn, kwargs, root), root)
 
 
 def job_key(job: Job, version: str) -> str:
@@ -175,7 +190,7 @@ class JobCache:
     def __init__(self, root: str | Path, version: str | None = None) -> None:
         self.root = Path(root)
         self._version = version
-        self._versions: dict[str, str] = {}
+        self._versions: dict[tuple[str, ...], str] = {}  # by job_sources()
         self._provenance: dict[str, Any] | None = None
         self.written: set[str] = set()  # keys put by this object (trained in this run)
         self.quarantined: list[dict[str, str]] = []  # {file, moved_to, reason} per corrupt file
@@ -183,9 +198,10 @@ class JobCache:
     def version(self, job: Job) -> str:
         if self._version is not None:
             return self._version
-        if job.fn not in self._versions:
-            self._versions[job.fn] = job_code_version(job.fn)
-        return self._versions[job.fn]
+        sources = job_sources(job.fn, job.kwargs)
+        if sources not in self._versions:
+            self._versions[sources] = code_version(sources)
+        return self._versions[sources]
 
     def key(self, job: Job) -> str:
         return job_key(job, self.version(job))
@@ -266,7 +282,8 @@ def made_by_current_code(path: str | Path) -> bool:
     """Whether the cache file ``path`` was written by the code now checked out (its job's
     :func:`job_code_version`); a replay of any other record may differ without a bug."""
     record = _load_record(path)
-    return bool(record["code"] == job_code_version(record["job"]["fn"]))
+    return bool(record["code"] == job_code_version(record["job"]["fn"],
+                                                   kwargs=record["job"]["kwargs"]))
 
 
 def _load_record(path: str | Path) -> dict[str, Any]:

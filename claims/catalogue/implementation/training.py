@@ -14,9 +14,10 @@ from claims.framework.impl import TrainOutcome, load_implementation
 from trpo_ref.deep.runtime import torch_threads
 
 # what a training's result may depend on besides this module and trpo_ref: the protocol's
-# types, the seeded bugs (the control's trainings), the adapters the suite ships
-JOB_SOURCES = ("claims/framework/impl.py", "claims/faults/forks.py", "claims/faults/__init__.py",
-               "claims/adapters/trpo_ref.py", "claims/adapters/sb3_contrib.py")
+# types and the adapters the suite ships; the seeded bugs key only the control's trainings
+JOB_SOURCES = ("claims/framework/impl.py", "claims/adapters/trpo_ref.py",
+               "claims/adapters/sb3_contrib.py")
+JOB_SOURCES_WHEN = {"bug": ("claims/faults/forks.py", "claims/faults/__init__.py")}
 
 
 def train_episodes(spec: str, env_id: str, seed: int, total_steps: int,
