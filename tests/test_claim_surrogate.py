@@ -1,16 +1,19 @@
 """theory.surrogate_gradient and theory.surrogate_gap_order (eq. 4) at the quick tier."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from claims.core import Status
-from claims.theory.surrogate import (
+from claims.catalogue.theory.surrogate import (
+    GapOrderRows,
     SurrogateGapOrder,
     SurrogateGradient,
     _surrogate_bug_normalized_visitation,
     _surrogate_exact,
     central_difference_gradient,
 )
+from claims.framework.core import Status
 from trpo_ref.tabular import evaluate, random_mdp, random_policy
 
 pytestmark = pytest.mark.quick
@@ -83,7 +86,7 @@ def test_gap_claim_measured_verdict_and_control_refuted(gap_runs):
 
 
 def test_gap_statistic_recomputes_from_data(gap_runs):
-    from claims.stats import loglog_slope
+    from claims.framework.stats import loglog_slope
 
     for evidence in gap_runs:
         verdict = GAP.decide(evidence)
@@ -92,6 +95,13 @@ def test_gap_statistic_recomputes_from_data(gap_runs):
         slope, ci = loglog_slope(np.asarray(evidence.config["eps"]), evidence.data["gap"][i])
         assert slope == pytest.approx(verdict.value)
         assert verdict.ci == pytest.approx(ci)
+
+
+def test_gap_evidence_columns_are_the_typed_rows_fields_in_order(gap_runs):
+    for evidence in gap_runs:
+        assert list(evidence.data) == [f.name for f in dataclasses.fields(GapOrderRows)]
+        rows = GapOrderRows.read(evidence.data)
+        assert rows.slope is evidence.data["slope"] and len(rows.gap) == len(rows.slope)
 
 
 def test_gap_claim_is_deterministic(gap_runs):

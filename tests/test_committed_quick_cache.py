@@ -12,20 +12,22 @@ import json
 
 from conftest import COMMITTED_QUICK_JOBS
 
-from claims.jobs import Execution, JobCache, execution, job_code_version
-from claims.registry import all_claims
-from claims.runner import claim_jobs
+from claims.framework.jobs import Execution, JobCache, code_version, execution, job_sources
+from claims.framework.registry import all_claims
+from claims.framework.runner import claim_jobs
 
 
 def test_every_committed_quick_record_was_made_by_the_current_code():
     records = sorted(COMMITTED_QUICK_JOBS.glob("*.json"))
     assert records, f"no records in {COMMITTED_QUICK_JOBS}"
-    versions: dict[str, str] = {}  # one hash of the sources per job function, not per record
+    versions: dict[tuple[str, ...], str] = {}  # one hash per set of sources, not per record
     stale = []
     for path in records:
         record = json.loads(path.read_text())
-        fn = record["job"]["fn"]
-        if record["code"] != versions.setdefault(fn, job_code_version(fn)):
+        sources = job_sources(record["job"]["fn"], record["job"]["kwargs"])
+        if sources not in versions:
+            versions[sources] = code_version(sources)
+        if record["code"] != versions[sources]:
             stale.append(path.name)
     assert not stale, f"{len(stale)} of {len(records)} records made by other code: {stale[:3]}"
 

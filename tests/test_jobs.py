@@ -1,4 +1,5 @@
-"""claims.jobs: job keys, the on-disk cache, resume after an interruption, and the executors."""
+"""claims.framework.jobs: job keys, the on-disk cache, resume after an interruption, and the
+executors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 
 import pytest
 
-from claims.jobs import (
+from claims.framework.jobs import (
     Job,
     JobCache,
     ProgressPrinter,
@@ -216,12 +217,25 @@ def test_one_progress_counter_across_the_calls_of_a_run(tmp_path):
 
 
 def test_job_code_version_covers_trpo_ref_and_the_job_module_only():
-    from claims.jobs import SOURCE_PACKAGES, job_code_version
+    from claims.framework.jobs import SOURCE_PACKAGES, job_code_version
 
-    version = job_code_version("claims.training_jobs:train_job")
-    assert version == code_version((*SOURCE_PACKAGES, "claims/training_jobs.py",
-                                    "claims/faults.py"))  # training_jobs.JOB_SOURCES
+    version = job_code_version("claims.catalogue.training_jobs:train_job")
+    assert version == code_version((*SOURCE_PACKAGES, "claims/catalogue/training_jobs.py"))
     assert version != job_code_version("tests.test_jobs:square")
+
+
+@pytest.mark.parametrize("fn, argument, value", [
+    ("claims.catalogue.training_jobs:train_job", "fault", "flip_advantages"),
+    ("claims.catalogue.implementation.training:train_episodes", "bug", "no_kl_check"),
+])
+def test_the_faults_code_keys_only_the_jobs_that_run_a_fault(fn, argument, value):
+    from claims.framework.jobs import job_code_version, job_sources
+
+    clean, faulted = job_sources(fn, {argument: None}), job_sources(fn, {argument: value})
+    assert "claims/faults/__init__.py" in faulted and not any(
+        path.startswith("claims/faults") for path in clean)
+    assert job_sources(fn, {}) == clean  # an argument left out is not set
+    assert job_code_version(fn, kwargs={argument: value}) != job_code_version(fn)
 
 
 def test_replay_reproduces_a_cached_job_and_names_a_tampered_field(tmp_path):
@@ -265,3 +279,14 @@ def test_an_interrupt_terminates_the_pool_workers(tmp_path):
         run_jobs(jobs, JobCache(tmp_path, version="v"), executor="process", max_workers=2,
                  progress=interrupt)
     assert multiprocessing.active_children() == []
+
+
+def test_a_job_names_its_method_by_its_label_unless_its_function_registered_a_parser(
+        monkeypatch):
+    from claims.framework import jobs as jobs_module
+
+    monkeypatch.setattr(jobs_module, "_METHODS", {})
+    job = Job("c", "task", "sgd@lr=0.1", 0, "tests.test_jobs:square", {"x": 2})
+    assert jobs_module.method_of(job) == "sgd@lr=0.1"
+    jobs_module.register_methods("tests.test_jobs:square", lambda label: label.split("@")[0])
+    assert jobs_module.method_of(job) == "sgd"
