@@ -333,6 +333,7 @@ def atari_jobs(tier: str, control: bool = False) -> list[Job]:
 CONTROLS: tuple[tuple[str, str], ...] = (
     ("trpo", "flip_advantages"), ("vine", "flip_advantages"), ("npg", "flip_advantages"),
     ("empirical-fim", "flip_advantages"), ("trpo", "unchecked_big_step"),
+    ("max-kl", "max_kl_reads_mean"),
 )
 
 
