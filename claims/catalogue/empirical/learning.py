@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from claims.catalogue.empirical import protocol
+from claims.catalogue.empirical.protocol import MAX_KL_CONTROL
 from claims.catalogue.empirical.common import (
     ALPHA,
     EmpiricalClaim,
@@ -249,8 +250,8 @@ class MaxKLSlower(TwoArmClaim):
                         "max_kl_reads_mean: its step scale and line search bound the mean KL, as "
                         "plain TRPO does), same seeds: the max constraint is the mechanism that "
                         "makes max KL slower, so without it 'slower' must be REFUTED. Paired: the "
-                        "control's seeds against the mean-KL runs of the same seeds.")
-    control_fault = "max_kl_reads_mean"
+                        "control's seeds, both arms trained side by side as control jobs.")
+    control_fault = MAX_KL_CONTROL
     rule = DecisionRule(
         statistic="IQM learning-curve area, max KL / mean KL", comparator="<", threshold=1.0,
         alpha=ALPHA, description="SUPPORTED when the whole interval is below 1 (slower).")
@@ -260,18 +261,20 @@ class MaxKLSlower(TwoArmClaim):
     deviations = COMMON_DEVIATIONS[1:3]
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
-        fault = self.control_fault if control else None
-        return (protocol.runs(tier, "max-kl", self.tasks(tier), fault)
-                + protocol.runs(tier, "trpo", self.tasks(tier)))
+        if control:
+            return protocol.max_kl_control_jobs(tier)
+        return [job for m in ("max-kl", "trpo") for job in protocol.runs(tier, m, self.tasks(tier))]
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
         tasks = self.tasks(tier)
-        fault = self.control_fault if control else None
-        runs = _compare_runs(tier, tasks, "max-kl", "trpo", fault)
-        arm_pairs, ref_pairs = runs["max-kl" if fault is None else f"max-kl+{fault}"], runs["trpo"]
-        if control:  # paired: the mean-KL runs of the control's seeds
-            seeds = set(protocol.budget(tier).control_seeds)
-            ref_pairs = [(job, result) for job, result in ref_pairs if job.seed in seeds]
+        if control:  # both arms trained side by side as control jobs (max_kl_control_jobs)
+            jobs = self.jobs(tier, control=True)
+            pairs = list(zip(jobs, protocol.results(jobs), strict=True))
+            arm_pairs = [p for p in pairs if p[0].algo != "trpo"]
+            ref_pairs = [p for p in pairs if p[0].algo == "trpo"]
+        else:
+            runs = _compare_runs(tier, tasks, "max-kl", "trpo")
+            arm_pairs, ref_pairs = runs["max-kl"], runs["trpo"]
         if [(j.task, j.seed) for j, _ in arm_pairs] != [(j.task, j.seed) for j, _ in ref_pairs]:
             raise ValueError("max_kl_slower's arms must run the same (task, seed)s, in order")
         data = {"arm": _measure(arm_pairs, protocol.mean_return),
