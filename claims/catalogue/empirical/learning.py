@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from claims.catalogue.empirical import protocol
-from claims.catalogue.empirical.protocol import MAX_KL_CONTROL
 from claims.catalogue.empirical.common import (
     ALPHA,
     EmpiricalClaim,
@@ -34,6 +33,7 @@ from claims.catalogue.empirical.common import (
     worst_of,
     worst_task,
 )
+from claims.catalogue.empirical.protocol import MAX_KL_CONTROL
 from claims.framework import stats
 from claims.framework.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.framework.jobs import Job
