@@ -317,6 +317,17 @@ def effect_backtrack_along_gradient(name):  # after the full step, candidates li
     assert cosines[0] < 0.999 and cosines[1] == pytest.approx(1.0, abs=1e-9)
 
 
+def effect_max_kl_reads_mean(name):  # a max-KL update is plain TRPO's, bit for bit
+    trpo, trpo_metrics = seeded_update(algo="trpo")
+    max_kl, _ = seeded_update(algo="max-kl")
+    assert not torch.equal(max_kl, trpo)
+    with faults.applied(name):
+        broken, broken_metrics = seeded_update(algo="max-kl")
+        npg, _ = seeded_update(algo="npg")  # other rules untouched
+    assert torch.equal(broken, trpo) and repr(broken_metrics) == repr(trpo_metrics)
+    assert torch.equal(npg, seeded_update(algo="npg")[0])
+
+
 @pytest.mark.parametrize("name", UPDATE_FAULTS)
 def test_each_update_fault_has_its_mechanical_effect(name, monkeypatch):
     effect = globals().get(f"effect_{name}")

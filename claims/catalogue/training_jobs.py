@@ -16,6 +16,8 @@ no broken code paths:
   every step *descends* the true surrogate while its own bookkeeping reports an improvement.
 - ``"unchecked_big_step"``: the step scale is 10x beta (a scale bug) and the line search's KL
   test is gone (limit = infinity), so nothing catches the 100x KL.
+- ``"max_kl_reads_mean"``: the max-KL rule's flag never reaches the update, so a "max-KL" run
+  bounds the mean KL like plain TRPO (the control of ``empirical.max_kl_slower``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ DERIVATIVE_FREE = set(derivative_free.DF_ALGOS)
 STEP_KEYS = ("train/kl_mean", "train/kl_max", "train/kl_full_step", "train/accepted",
              "train/backtracks", "train/surrogate_predicted", "train/surrogate_actual",
              "train/adv_raw_mean", "train/adv_raw_std")
-FAULTS = ("flip_advantages", "unchecked_big_step")  # names in claims.faults
+FAULTS = ("flip_advantages", "unchecked_big_step", "max_kl_reads_mean")  # in claims.faults
 # the faults' code keys the jobs that run one (a negative control's), not the clean trainings
 JOB_SOURCES_WHEN = {"fault": ("claims/faults/__init__.py",)}
 

@@ -283,6 +283,17 @@ def _per_minibatch_trust_region() -> Pieces:
     return {"update": per_minibatch}
 
 
+def _max_kl_reads_mean() -> Pieces:
+    def mean_for_max(policy: Any, batch: PolicyBatch, **kwargs: Any) -> step.Metrics:
+        # the bug: the max-KL rule's flag is dropped on the way to the update, so its step scale
+        # and line search bound the mean KL, as plain TRPO does
+        if kwargs.get("algo") == "max-kl":
+            kwargs = {**kwargs, "algo": "trpo"}
+        return step.trust_region_update(policy, batch, **kwargs)
+
+    return {"update": mean_for_max}
+
+
 # --- the registry --------------------------------------------------------------------------------
 
 FORK_CHECK = "fork-check"
@@ -317,6 +328,9 @@ _ALL: tuple[Fault, ...] = (
           "each given its own trust-region step of size delta: the total KL drifts past delta",
           (FORK_CHECK,), _per_minibatch_trust_region),
     # the line-search claims' controls (claims.faults.forks.LINE_SEARCH_BUGS)
+    Fault("max_kl_reads_mean", "the max-KL rule's flag never reaches the update: its step scale "
+          "and line search bound the mean KL over states, as plain TRPO does",
+          ("empirical.max_kl_slower", TRAINING), _max_kl_reads_mean),
     Fault("no_improvement_check", "the line search accepts any candidate within the KL bound, "
           "improving or not", ("impl.ls_improves",), _no_improvement_check),
     Fault("backtrack_along_gradient", "after a rejected full step the line search goes on along "

@@ -132,10 +132,12 @@ def worst_task(scores: np.ndarray, tasks: Sequence[str], *, worst: str = "min") 
 
 def two_arm(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[float]],
             statistic: Callable[[np.ndarray, np.ndarray], float], *, worst: str = "min",
-            seed: int = 0) -> Estimate:
-    """``statistic(a_task, b_task)`` per task (two independent groups of seeds), the worst over
-    tasks, and the interval of :func:`worst_of` from each task's percentile bootstrap interval
-    (the two arms resampled independently)."""
+            seed: int = 0, paired: bool = False) -> Estimate:
+    """``statistic(a_task, b_task)`` per task, the worst over tasks, and the interval of
+    :func:`worst_of` from each task's percentile bootstrap interval. Unpaired (two independent
+    groups of seeds): the two arms are resampled independently. ``paired``: a[t][i] and b[t][i]
+    come from the same seed, and seeds are resampled jointly, so two arms that are the same
+    runs give the degenerate interval of their statistic, not one as wide as the seeds' spread."""
     tasks = list(a)
     per_task, intervals = {}, {}
     rng = np.random.default_rng(seed)
@@ -145,9 +147,18 @@ def two_arm(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence[float]],
         if min(x.size, y.size) < 2:
             intervals[t] = (per_task[t], per_task[t])
             continue
-        lo, hi = stats.percentile_bootstrap(
-            [x, y], lambda xs, ys: [statistic(a, b) for a, b in zip(xs, ys, strict=True)],
-            alpha=ALPHA, n_resamples=N_RESAMPLES, rng=rng)
+        if paired:
+            if x.size != y.size:
+                raise ValueError(f"{t}: paired arms need one value per seed each, got "
+                                 f"{x.size} and {y.size}")
+            lo, hi = stats.percentile_bootstrap(
+                [np.stack([x, y], axis=1)],
+                lambda xys: [statistic(xy[:, 0], xy[:, 1]) for xy in xys],
+                alpha=ALPHA, n_resamples=N_RESAMPLES, rng=rng)
+        else:
+            lo, hi = stats.percentile_bootstrap(
+                [x, y], lambda xs, ys: [statistic(a, b) for a, b in zip(xs, ys, strict=True)],
+                alpha=ALPHA, n_resamples=N_RESAMPLES, rng=rng)
         intervals[t] = (float(lo), float(hi))
     return worst_of(per_task, intervals, worst)
 

@@ -33,6 +33,7 @@ from claims.catalogue.empirical.common import (
     worst_of,
     worst_task,
 )
+from claims.catalogue.empirical.protocol import MAX_KL_CONTROL
 from claims.framework import stats
 from claims.framework.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.framework.jobs import Job
@@ -206,6 +207,7 @@ class TwoArmClaim(EmpiricalClaim[TrainingsBudget]):
 
     compare: ClassVar[Any]  # staticmethod (arm values, reference values) -> float
     worst: ClassVar[str] = "max"
+    paired: ClassVar[bool] = False  # both arms ran the same seeds, in the same order
     comparison = Comparison(
         statistic="per (task, seed): the arm's value / IQM of the reference arm on the task",
         better="either", margin=0.1)
@@ -221,7 +223,7 @@ class TwoArmClaim(EmpiricalClaim[TrainingsBudget]):
 
     def decide(self, evidence: Evidence) -> Verdict:
         estimate = two_arm(evidence.data["arm"], evidence.data["reference"],
-                           type(self).compare, worst=self.worst)
+                           type(self).compare, worst=self.worst, paired=self.paired)
         return judge(self, estimate, n=sum(map(len, evidence.data["arm"].values())))
 
     def figures(self, evidence: Evidence, out_dir: Path) -> list[Path]:
@@ -241,27 +243,40 @@ class MaxKLSlower(TwoArmClaim):
     source = "TRPO section 8, Figure 4 (cart-pole panel)"
     protocol = ("Max-KL TRPO (the line search and step scale use the largest per-state KL) and "
                 "mean-KL TRPO on CartPole-v1, same seeds and budget. Speed = the learning curve's "
-                "area per env step (mean_return). Ratio of IQMs over seeds, max KL / mean KL; the "
-                "summary also gives each method's final return against the 475 threshold.")
-    negative_control = ("The two arms swapped in the analysis (the mean-KL runs read as max KL and "
-                        "the reverse, as a mislabelled results table would do): 'slower' must then "
-                        "be REFUTED.")
+                "area per env step (mean_return). Ratio of IQMs over seeds, max KL / mean KL, "
+                "with a paired percentile bootstrap over seeds (both arms run the same seeds); "
+                "the summary also gives each method's final return against the 475 threshold.")
+    negative_control = ("A max-KL trainer whose flag never reaches the update (fault "
+                        "max_kl_reads_mean: its step scale and line search bound the mean KL, as "
+                        "plain TRPO does), same seeds: the max constraint is the mechanism that "
+                        "makes max KL slower, so without it 'slower' must be REFUTED. Paired: the "
+                        "control's seeds, both arms trained side by side as control jobs.")
+    control_fault = MAX_KL_CONTROL
     rule = DecisionRule(
         statistic="IQM learning-curve area, max KL / mean KL", comparator="<", threshold=1.0,
         alpha=ALPHA, description="SUPPORTED when the whole interval is below 1 (slower).")
     budgets = tier_budgets(lambda tier: threshold_tasks(tier, ("trpo", "max-kl")))
     compare = staticmethod(iqm_ratio)
+    paired = True
     deviations = COMMON_DEVIATIONS[1:3]
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
+        if control:
+            return protocol.max_kl_control_jobs(tier)
         return [job for m in ("max-kl", "trpo") for job in protocol.runs(tier, m, self.tasks(tier))]
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
         tasks = self.tasks(tier)
-        runs = _compare_runs(tier, tasks, "max-kl", "trpo")
-        arm_pairs, ref_pairs = runs["max-kl"], runs["trpo"]
-        if control:
-            arm_pairs, ref_pairs = ref_pairs, arm_pairs
+        if control:  # both arms trained side by side as control jobs (max_kl_control_jobs)
+            jobs = self.jobs(tier, control=True)
+            pairs = list(zip(jobs, protocol.results(jobs), strict=True))
+            arm_pairs = [p for p in pairs if p[0].algo != "trpo"]
+            ref_pairs = [p for p in pairs if p[0].algo == "trpo"]
+        else:
+            runs = _compare_runs(tier, tasks, "max-kl", "trpo")
+            arm_pairs, ref_pairs = runs["max-kl"], runs["trpo"]
+        if [(j.task, j.seed) for j, _ in arm_pairs] != [(j.task, j.seed) for j, _ in ref_pairs]:
+            raise ValueError("max_kl_slower's arms must run the same (task, seed)s, in order")
         data = {"arm": _measure(arm_pairs, protocol.mean_return),
                 "reference": _measure(ref_pairs, protocol.mean_return),
                 "final": {"arm": _measure(arm_pairs, protocol.final_return),

@@ -334,6 +334,7 @@ CONTROLS: tuple[tuple[str, str], ...] = (
     ("trpo", "flip_advantages"), ("vine", "flip_advantages"), ("npg", "flip_advantages"),
     ("empirical-fim", "flip_advantages"), ("trpo", "unchecked_big_step"),
 )
+MAX_KL_CONTROL = "max_kl_reads_mean"  # empirical.max_kl_slower's fault
 
 
 def stages(tier: str) -> list[Callable[[], list[Job]]]:
@@ -346,10 +347,24 @@ def stages(tier: str) -> list[Callable[[], list[Job]]]:
     def second() -> list[Job]:
         controls = [job for method, fault in CONTROLS if method != "npg"
                     for job in control_jobs(tier, method, fault)]
-        return npg_jobs(tier, npg_tasks) + npg_control_jobs(tier) + controls + delta_jobs(tier)
+        return (npg_jobs(tier, npg_tasks) + npg_control_jobs(tier) + controls
+                + max_kl_control_jobs(tier) + delta_jobs(tier))
 
     return [lambda: figure4_jobs(tier) + npg_sweep_jobs(tier), second,
             lambda: atari_jobs(tier) + atari_jobs(tier, control=True)]
+
+
+def max_kl_control_jobs(tier: str) -> list[Job]:
+    """empirical.max_kl_slower's control: max KL with its flag dropped (:data:`MAX_KL_CONTROL`)
+    and the mean-KL runs it is paired with, trained side by side as control jobs (same machine,
+    same seeds), on the tier's tasks that run max KL: the faulted arm then repeats its partner
+    bit for bit wherever the two run on one machine, whatever machine made the Figure 4 runs."""
+    b = budget(tier)
+    tasks = [env for env in b.tasks() if "max-kl" in b.task_methods(env)]
+    return ([training("control", env, named("max-kl", MAX_KL_CONTROL), s, b.steps[env])
+             for env in tasks for s in b.control_seeds]
+            + [training("control", env, named("trpo"), s, b.steps[env])
+               for env in tasks for s in b.control_seeds])
 
 
 def npg_control_jobs(tier: str) -> list[Job]:
