@@ -192,17 +192,50 @@ def test_an_interrupted_check_keeps_every_row_it_measured(toy, tmp_path, monkeyp
     assert "**Incomplete**: 1 of 2 mutants" in (tmp_path / "m" / "detection.md").read_text()
 
 
+@pytest.mark.parametrize(("library", "spec"), [
+    ("sb3_contrib", "claims.audit.mutants.sb3_contrib:actor_only"),
+    ("tianshou", "claims.adapters.tianshou:factory"),
+])
+def test_a_rounding_probe_changes_the_steps_in_the_last_bits_only(library, spec):
+    """A rounding probe is one: the steps differ (else it would test nothing), by float32
+    rounding (relative 1e-4 at most after three updates)."""
+    pytest.importorskip(library, reason=f"{library} not installed")
+    import numpy as np
+
+    from claims.framework.impl import load_implementation, random_batch
+    from trpo_ref.deep.runtime import torch_threads
+
+    batch = random_batch("Hopper-v5", n=64)
+
+    def steps():
+        impl = load_implementation(spec)
+        impl.new_policy("Hopper-v5", 0)
+        out = [impl.policy_step(batch, delta).new for delta in (0.01, 0.01, 0.01)]
+        return np.concatenate([np.concatenate([d.mean, d.std]) for d in out])
+
+    rounding = [m for m in catalogue_for(spec) if m.kind == "rounding"]
+    assert rounding
+    with torch_threads(1):
+        clean = steps()
+        for mutant in rounding:
+            with applied(mutant):
+                changed = steps()
+            assert not np.array_equal(changed, clean), mutant.name
+            np.testing.assert_allclose(changed, clean, rtol=1e-4, atol=1e-6, err_msg=mutant.name)
+
+
 def test_detection_counts_separate_bugs_from_false_alarms():
     rows = [{"bug": "clean_rerun", "kind": "clean", "applicable": True, "caught": False},
             {"bug": "a", "kind": "bug", "applicable": True, "caught": True},
             {"bug": "b", "kind": "bug", "applicable": True, "caught": False},
             {"bug": "c", "kind": "bug", "applicable": False, "caught": False},
             {"bug": "e", "kind": "equivalent", "applicable": True, "caught": False},
-            {"bug": "p", "kind": "probe", "applicable": True, "caught": True}]
+            {"bug": "p", "kind": "probe", "applicable": True, "caught": True},
+            {"bug": "r", "kind": "rounding", "applicable": True, "caught": True}]
     counts = fork_check.detection_counts(rows)
     assert (counts["bugs_caught"], counts["bugs_applicable"]) == (1, 2)
     assert counts["detection_rate"] == 0.5 and counts["missed"] == ["b"]
-    assert counts["false_alarms"] == ["p"] and counts["not_applicable"] == ["c"]
+    assert counts["false_alarms"] == ["p", "r"] and counts["not_applicable"] == ["c"]
     assert counts["clean_reference_passes"] and not counts["all_bugs_caught"]
 
 
@@ -244,7 +277,7 @@ def test_probes_and_equivalent_mutants_leave_every_step_bit_identical(library, s
     with torch_threads(1):
         clean = steps()
         for mutant in catalogue_for(spec):
-            if mutant.kind != "bug":  # probes and equivalent mutants
+            if mutant.kind in ("probe", "equivalent"):  # rounding probes differ by design
                 with applied(mutant):
                     np.testing.assert_array_equal(steps(), clean, err_msg=mutant.name)
 

@@ -28,7 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from claims.audit.mutants import Mutant, NotApplicable, applied, catalogue_for
+from claims.audit.mutants import SILENT_KINDS, Mutant, NotApplicable, applied, catalogue_for
 from claims.catalogue.implementation.sequence import (
     FORK_BUDGET,
     ForkBudget,
@@ -186,7 +186,7 @@ def _mutant_rows(spec: str, tier: str, claims: list[Claim], mutants: list[Mutant
 def detection_counts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The headline numbers of a mutant check's rows."""
     bugs = [r for r in rows if r["kind"] == "bug" and r["applicable"]]
-    silent = [r for r in rows if r["kind"] in ("clean", "equivalent", "probe")
+    silent = [r for r in rows if r["kind"] in ("clean", *SILENT_KINDS)
               and r["applicable"]]
     caught = sum(r["caught"] for r in bugs)
     return {"bugs_applicable": len(bugs), "bugs_caught": caught,
@@ -214,7 +214,7 @@ def mutant_markdown(report: dict[str, Any]) -> str:
              *_caps_lines(report.get("caps")),
              f"Bugs caught: **{report['bugs_caught']} of {report['bugs_applicable']}**"
              + ("" if rate is None else f" ({100 * rate:.0f}%)")
-             + f"; false alarms (clean rerun, equivalent mutants, probes): "
+             + f"; false alarms (clean rerun, equivalent mutants, probes, rounding probes): "
              f"**{len(report['false_alarms'])}**"
              + (f" ({', '.join(report['false_alarms'])})" if report["false_alarms"] else "")
              + f"; clean rerun passes: **{'yes' if report['clean_reference_passes'] else 'NO'}**"
@@ -234,9 +234,10 @@ def mutant_markdown(report: dict[str, Any]) -> str:
             flag = "yes" if row["kind"] == "bug" else "**FALSE ALARM**"
             lines.append(f"{head if i == 0 else '| | | |'} {flag if i == 0 else ''} | "
                          f"{hit['claim_id']} | {_statistic(hit)} |")
-    notes = [r for r in report["rows"] if r["kind"] in ("equivalent", "probe")]
+    notes = [r for r in report["rows"] if r["kind"] in SILENT_KINDS]
     if notes:
-        lines += ["", "Why the equivalent mutants and probes cannot change the outcome:", ""]
+        lines += ["", "Why the equivalent mutants and probes cannot change the outcome (a "
+                  "rounding probe changes only floating-point rounding):", ""]
         lines += [f"- `{r['bug']}`: {r['why']}" for r in notes]
     return "\n".join(lines) + "\n"
 

@@ -19,6 +19,10 @@ Each mutant declares a ``kind``:
   the setting the suite measures (``why`` gives the proof); not counted as missed;
 - ``"probe"``: a behaviour-preserving edit (a rename, two independent statements reordered, a
   no-op); a false-alarm probe: the suite must *not* flag it.
+- ``"rounding"``: a refactor equal in exact arithmetic whose floating-point rounding differs
+  (``x / y`` as ``x * (1 / y)``); also a false-alarm probe, the one that tests whether the
+  suite's comparisons mistake rounding for a change of behaviour (they compare each cell of a
+  deterministic protocol on its own).
 
 Catalogues live beside this module, one per adapter (:data:`CATALOGUES`).
 """
@@ -35,7 +39,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-KINDS = ("bug", "equivalent", "probe")
+KINDS = ("bug", "equivalent", "probe", "rounding")
+SILENT_KINDS = ("equivalent", "probe", "rounding")  # a flag on one of these is a false alarm
 
 # adapter module -> the module whose MUTANTS catalogue mutates the library it wraps
 CATALOGUES = {
@@ -73,7 +78,7 @@ class Mutant:
     bug_class: str  # the kind of slip, in words
     edits: tuple[Edit, ...]  # applied together
     kind: str = "bug"  # one of KINDS
-    why: str = ""  # for "equivalent" and "probe": why the outcome cannot change
+    why: str = ""  # for the silent kinds: why the outcome cannot (or should not) change
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -81,6 +81,11 @@ MUTANTS: tuple[Mutant, ...] = (
         Edit(TRAIN, "param.grad = None", "pass"),), kind="equivalent",
         why="MlpPolicy's actor and critic share no parameters (FlattenExtractor has none), so "
             "the value loss gives the actor's parameters no gradient and Adam skips them."),
+    # --- a rounding probe: equal in exact arithmetic, different float rounding --------------
+    Mutant("rounding_cg_reciprocal", "conjugate gradient step size as x * (1 / y), not x / y", (
+        Edit(CG, "alpha = residual_squared_norm / p.dot(A_dot_p)",
+             "alpha = residual_squared_norm * (1.0 / p.dot(A_dot_p))"),), kind="rounding",
+        why="equal in exact arithmetic; float32 rounds the two differently"),
     # --- false-alarm probes: behaviour-preserving edits ------------------------------------
     Mutant("probe_rename", "rename a local variable", (
         Edit(TRAIN, "line_search_backtrack_coeff", "step_fraction", count=None),), kind="probe",

@@ -71,6 +71,10 @@ MUTANTS: tuple[Mutant, ...] = (
         Edit(UPDATE, ".exp().float()", ".exp()", count=2),), kind="equivalent",
         why="the policy's log-probabilities are float32 already, so .float() returns the same "
             "tensor"),
+    # --- a rounding probe: equal in exact arithmetic, different float rounding --------------
+    Mutant("rounding_cg_reciprocal", "conjugate gradient step size as x * (1 / y), not x / y", (
+        Edit(CG, "alpha = rdotr / p.dot(z)", "alpha = rdotr * (1.0 / p.dot(z))"),),
+        kind="rounding", why="equal in exact arithmetic; float32 rounds the two differently"),
     # --- false-alarm probes: behaviour-preserving edits ------------------------------------
     Mutant("probe_rename", "rename a local variable", (
         Edit(UPDATE, "new_dratio", "candidate_ratio", count=None),), kind="probe",
