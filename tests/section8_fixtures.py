@@ -92,8 +92,8 @@ def synthetic_result(job: Job, world: World) -> dict[str, Any]:
     else:
         threshold = protocol.TASKS[job.task].threshold
         final = world.final_share(job.task, key) * threshold
-        if job.algo.startswith("npg@") and job.claim_id == "npg-sweep":
-            # the sweep's best step is 1 (factors of 3 around it do worse)
+        if job.algo.startswith("npg@") and job.claim_id in ("npg-sweep", "control"):
+            # the sweep's best step is 1 (factors of 3 around it do worse), at any budget
             final *= 1.0 - 0.2 * abs(np.log(float(label_step(job.algo))) / np.log(3.0))
         final *= 1.0 + world.seed_spread * (job.seed % 5 - 2) / 2.0
         start = 0.05 * threshold

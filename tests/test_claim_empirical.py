@@ -137,7 +137,7 @@ def test_an_undefined_ratio_is_inconclusive_not_refuted():
 def test_the_tier_plan_trains_every_job_the_claims_read(tier, monkeypatch):
     """scripts/train_tier_jobs.py trains ``protocol.stages``; the claims must read nothing else,
     or a finished full-tier run would still train when judged."""
-    monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (1.0, {}))
+    monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (1.0, {"1": 1.0, "3": 0.5}))
     planned = {repr(job.spec()) for stage in protocol.stages(tier) for job in stage()}
     read = {repr(job.spec()) for job in claim_jobs(EMPIRICAL, tier, controls=True)}
     assert read <= planned, sorted(read - planned)[:3]

@@ -26,7 +26,8 @@ def test_planned_empirical_job_keys_are_unchanged(tier, monkeypatch):
     recorded at main 8a9455b with the NPG sweep's winner patched to 1/3), or every cached
     training would be trained again. The key's other half, the code version (trpo_ref and the
     job function's module, claims.framework.jobs.job_code_version), is held fixed here."""
-    monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (3.0**-1, {}))
+    sweep = {f"{3.0**-1:.6g}": 1.0, f"{3.0**-3:.6g}": 0.0}  # the winner 1/3, the loser 1/27
+    monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (3.0**-1, sweep))
     recorded = json.loads((DATA / "empirical_job_keys.json").read_text())[tier]
     jobs = [job for stage in protocol.stages(tier) for job in stage()]
     assert sorted(job_key(job, "fixture") for job in jobs) == recorded
@@ -190,7 +191,8 @@ def test_the_layer_check_sees_a_wrong_import():
 
 @pytest.mark.parametrize("tier", ["quick", "full"])
 def test_every_planned_label_parses_back_to_its_method(tier, monkeypatch):
-    monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (3.0**-1, {}))
+    sweep = {f"{3.0**-1:.6g}": 1.0, f"{3.0**-3:.6g}": 0.0}  # the winner 1/3, the loser 1/27
+    monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (3.0**-1, sweep))
     for job in (job for stage in protocol.stages(tier) for job in stage()):
         method = protocol.Method.parse(job.algo)
         assert method.label() == job.algo

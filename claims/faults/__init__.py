@@ -331,6 +331,9 @@ _ALL: tuple[Fault, ...] = (
     Fault("max_kl_reads_mean", "the max-KL rule's flag never reaches the update: its step scale "
           "and line search bound the mean KL over states, as plain TRPO does",
           ("empirical.max_kl_slower", TRAINING), _max_kl_reads_mean),
+    Fault("npg_sweep_keeps_worst", "the step-size sweep keeps the step with the lowest mean "
+          "final return (argmin for argmax)", ("empirical.npg_easy_tasks",),
+          target="claims.catalogue.empirical.protocol:_npg_sweep_keeps_worst_bug"),
     Fault("no_improvement_check", "the line search accepts any candidate within the KL bound, "
           "improving or not", ("impl.ls_improves",), _no_improvement_check),
     Fault("backtrack_along_gradient", "after a rejected full step the line search goes on along "

@@ -33,7 +33,7 @@ from claims.catalogue.empirical.common import (
     worst_of,
     worst_task,
 )
-from claims.catalogue.empirical.protocol import MAX_KL_CONTROL
+from claims.catalogue.empirical.protocol import MAX_KL_CONTROL, NPG_EASY_TASKS
 from claims.framework import stats
 from claims.framework.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.framework.jobs import Job
@@ -167,9 +167,17 @@ class NaturalGradientEasyTasks(ThresholdClaim):
                 "final return of a sweep on separate seeds (100-101, 30% of the budget); then 5 "
                 "seeds at the full budget, judged against the task's threshold on CartPole-v1 and "
                 "Swimmer-v5.")
-    negative_control = "NPG at the chosen step with the advantages' sign flipped."
+    negative_control = ("NPG at the step the sweep's selection keeps when its comparison is "
+                        "reversed (fault npg_sweep_keeps_worst: argmin for argmax), control seeds, "
+                        "full budget: the step-size choice is what makes a fixed-step NPG work, "
+                        "so without it 'does well' must be REFUTED.")
     methods = ("npg",)
-    only_tasks = ("CartPole-v1", "Swimmer-v5")
+    only_tasks = NPG_EASY_TASKS
+
+    def judged_runs(self, tier: str, control: bool = False) -> list[Job]:
+        if control:
+            return protocol.npg_control_jobs(tier, self.tasks(tier))
+        return super().judged_runs(tier, control)
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
         return protocol.npg_sweep_jobs(tier, self.tasks(tier)) + super().jobs(tier, control)
