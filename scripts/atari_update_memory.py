@@ -36,6 +36,7 @@ def measure(steps: int, seed: int = 0) -> dict[str, float]:
     import numpy as np
     import torch
 
+    from trpo_ref.deep.policies import evaluate_in_chunks
     from trpo_ref.deep.step import make_batch, update
     from trpo_ref.deep.trpo import TRPOConfig, make_env, make_policy, make_value
     from trpo_ref.deep.value import fit_value
@@ -49,8 +50,8 @@ def measure(steps: int, seed: int = 0) -> dict[str, float]:
     act = torch.as_tensor(rng.integers(0, env.action_space.n, steps))
     adv = torch.as_tensor(rng.standard_normal(steps))
     peaks = {"start": peak_rss_mb()}
-    with torch.no_grad():
-        targets = value_fn(obs) + adv.float()
+    with torch.no_grad():  # as the training loop computes V on a batch (in chunks above the bound)
+        targets = evaluate_in_chunks(value_fn, value_fn, obs) + adv.float()
     peaks["value forward"] = peak_rss_mb()
     update(policy, make_batch(policy, obs, act, adv), algo=config.algo, delta=config.delta,
            damping=config.damping, cg_iters=config.cg_iters, backtrack=config.backtrack,

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from trpo_ref.deep.policies import tanh_mlp
+from trpo_ref.deep.policies import evaluate_in_chunks, tanh_mlp
 
 
 class ValueMLP(nn.Module):
@@ -50,7 +50,9 @@ def fit_value(
     """Minimize mean (V(s) - target)^2 by ``epochs`` shuffled passes of minibatch steps.
 
     ``optimizer`` must hold exactly ``value_fn``'s parameters (checked). Returns the full-batch
-    loss before and after, and the explained variance of the targets after the fit.
+    loss before and after, and the explained variance of the targets after the fit (those
+    full-batch passes run in chunks above the network's bound,
+    :func:`trpo_ref.deep.policies.row_chunks`).
     """
     value_params = {id(p) for p in value_fn.parameters()}
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -58,7 +60,7 @@ def fit_value(
         raise ValueError("the value optimizer must hold exactly the value network's parameters")
     n = obs.shape[0]
     with torch.no_grad():
-        loss_before = float((value_fn(obs) - targets).pow(2).mean())
+        loss_before = float((evaluate_in_chunks(value_fn, value_fn, obs) - targets).pow(2).mean())
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
         shuffled_obs, shuffled_targets = obs[order], targets[order]  # one gather per epoch
@@ -69,7 +71,7 @@ def fit_value(
             loss.backward()
             optimizer.step()
     with torch.no_grad():
-        residual = value_fn(obs) - targets
+        residual = evaluate_in_chunks(value_fn, value_fn, obs) - targets
         loss_after = float(residual.pow(2).mean())
         target_var = float(targets.var()) if n > 1 else 0.0
         explained = 1.0 - float(residual.var()) / target_var if target_var > 0 else float("nan")
