@@ -6,7 +6,8 @@
 steps) beyond its 5K minimum; this measures how the update's peak resident memory grows with the
 batch, to tell whether such a batch fits the machine. Each size runs in a fresh process on
 synthetic uint8 frames (Breakout's shape and actions) with the default ``TRPOConfig``; prints
-the peak RSS after the value forward pass, the policy update and the value fit.
+the peak RSS (MiB) after the value forward pass, the policy update and the value fit, and the
+seconds from the value forward to the end of the fit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 
 GAME = "ALE/Breakout-v5"
 
@@ -50,6 +52,7 @@ def measure(steps: int, seed: int = 0) -> dict[str, float]:
     act = torch.as_tensor(rng.integers(0, env.action_space.n, steps))
     adv = torch.as_tensor(rng.standard_normal(steps))
     peaks = {"start": peak_rss_mb()}
+    started = time.perf_counter()
     with torch.no_grad():  # as the training loop computes V on a batch (in chunks above the bound)
         targets = evaluate_in_chunks(value_fn, value_fn, obs) + adv.float()
     peaks["value forward"] = peak_rss_mb()
@@ -61,6 +64,7 @@ def measure(steps: int, seed: int = 0) -> dict[str, float]:
     fit_value(value_fn, value_opt, obs, targets, config.vf_epochs, config.vf_minibatch,
               torch.Generator().manual_seed(seed))
     peaks["value fit"] = peak_rss_mb()
+    peaks["seconds"] = time.perf_counter() - started
     return peaks
 
 
@@ -71,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.one:
         peaks = measure(args.steps[0])
+        seconds = peaks.pop("seconds")
         print(f"{args.steps[0]:>7,} steps: " + ", ".join(f"{k} {v:,.0f} MB"
-                                                        for k, v in peaks.items()), flush=True)
+                                                        for k, v in peaks.items())
+              + f" ({seconds:,.0f} s)", flush=True)
         return 0
     for steps in args.steps:  # a fresh process each: a peak never goes down
         subprocess.run([sys.executable, __file__, "--one", str(steps)], check=True)

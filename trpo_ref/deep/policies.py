@@ -47,7 +47,7 @@ FRAME_DTYPE = torch.float32
 # rows is one pass, computed exactly as before. The MLPs' activations are a few KB per row:
 # never chunked.
 CHUNK_ABOVE = 8192
-CHUNK_ROWS = 2048
+CHUNK_ROWS = 1024
 
 
 def row_chunks(module: nn.Module, n: int) -> list[slice] | None:
