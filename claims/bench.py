@@ -1,7 +1,10 @@
 """``trpo-claims bench``: the speed lead of issue 3, section 3, measured side by side in one run.
 
 In one process, one after another, on one environment:
-  (a) raw gymnasium stepping of a single environment with pre-drawn random actions;
+  (a) raw gymnasium stepping of a single environment with pre-drawn random actions; with it, as
+      the physical limits below it, the same actions through the unwrapped environment's own
+      ``step`` (no gymnasium wrappers) and, for a MuJoCo environment, bare ``mujoco.mj_step``
+      calls (``frame_skip`` per env step: the simulator alone, no observation or reward);
   (b) ``trpo_ref`` end-to-end training (:func:`trpo_ref.deep.trpo.train`, network 64x64);
   (c) sb3-contrib's TRPO with matched settings (skipped, with a note, if it is not installed:
       it is an optional dependency, the ``external`` extra).
@@ -64,6 +67,65 @@ def raw_env_rate(env_id: str, n_steps: int, seed: int) -> dict[str, float]:
     finally:
         env.close()
     return {"steps": n_steps, "seconds": seconds, "steps_per_s": n_steps / seconds}
+
+
+def unwrapped_env_rate(env_id: str, n_steps: int, seed: int) -> dict[str, float]:
+    """As :func:`raw_env_rate` through ``env.unwrapped.step``: the environment without
+    gymnasium's wrappers (time limit, order and passive checks), resetting at termination or
+    every ``max_episode_steps`` steps, as the time limit would."""
+    env = gym.make(env_id)
+    try:
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        env.action_space.seed(seed)
+        actions = [env.action_space.sample() for _ in range(n_steps)]
+        base = env.unwrapped
+        base.reset(seed=seed)
+        length = 0
+        started = time.perf_counter()
+        for action in actions:
+            _, _, terminated, _, _ = base.step(action)
+            length += 1
+            if terminated or length == limit:
+                base.reset()
+                length = 0
+        seconds = time.perf_counter() - started
+    finally:
+        env.close()
+    return {"steps": n_steps, "seconds": seconds, "steps_per_s": n_steps / seconds}
+
+
+def raw_mujoco_rate(env_id: str, n_steps: int, seed: int) -> dict[str, float] | None:
+    """Env steps per second of the bare simulator: ``frame_skip`` ``mujoco.mj_step`` calls per
+    env step on the environment's own model and data, the pre-drawn random actions written to
+    ``data.ctrl``, the state reset every ``max_episode_steps`` steps; None for an environment
+    that is not a MuJoCo one. No observation, reward or termination is computed: the floor under
+    any MuJoCo training loop."""
+    env = gym.make(env_id)
+    try:
+        base = env.unwrapped
+        if not all(hasattr(base, name) for name in ("model", "data", "frame_skip")):
+            return None
+        import mujoco
+
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        env.action_space.seed(seed)
+        actions = [env.action_space.sample() for _ in range(n_steps)]
+        env.reset(seed=seed)
+        model, data, frame_skip = base.model, base.data, int(base.frame_skip)
+        length = 0
+        started = time.perf_counter()
+        for action in actions:
+            data.ctrl[:] = action
+            mujoco.mj_step(model, data, nstep=frame_skip)
+            length += 1
+            if length == limit:
+                mujoco.mj_resetData(model, data)
+                length = 0
+        seconds = time.perf_counter() - started
+    finally:
+        env.close()
+    return {"steps": n_steps, "mj_steps": n_steps * frame_skip, "seconds": seconds,
+            "steps_per_s": n_steps / seconds}
 
 
 def time_shares(history: list[dict[str, Any]]) -> dict[str, float]:
@@ -245,6 +307,8 @@ def bench(
     warm_up()
     load_before = os.getloadavg()
     raw = raw_env_rate(env_id, raw_env_steps, seed)
+    unwrapped = unwrapped_env_rate(env_id, raw_env_steps, seed)
+    mujoco_rate = raw_mujoco_rate(env_id, raw_env_steps, seed)
     ours = trpo_ref_rate(env_id, steps, steps_per_iter, seed)
     sb3, note = None, None
     if not include_sb3:
@@ -265,6 +329,8 @@ def bench(
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "torch_default_threads": torch.get_num_threads(),
         "raw_env": raw,
+        "unwrapped_env": unwrapped,
+        "raw_mujoco": mujoco_rate,
         "trpo_ref": ours,
         "sb3": sb3,
         "sb3_note": note,
@@ -304,6 +370,15 @@ def render_table(result: dict[str, Any]) -> str:
         f"{machine['usable_cores']} usable cores; load average before "
         f"{load['before'][0]:.2f}, after {load['after'][0]:.2f}",
         f"  raw gymnasium stepping   {result['raw_env']['steps_per_s']:>10,.0f} env-steps/s",
+    ]
+    if result.get("unwrapped_env") is not None:
+        lines.append(f"  unwrapped env.step       "
+                     f"{result['unwrapped_env']['steps_per_s']:>10,.0f} env-steps/s")
+    bare = result.get("raw_mujoco")
+    if bare is not None:
+        lines.append(f"  bare mujoco.mj_step      {bare['steps_per_s']:>10,.0f} env-steps/s "
+                     f"({bare['mj_steps'] // bare['steps']} mj_step each)")
+    lines += [
         f"  trpo_ref training        {result['trpo_ref']['steps_per_s']:>10,.0f} env-steps/s "
         f"(rollout {result['trpo_ref']['rollout_share']:.1%}, "
         f"update + value fit {result['trpo_ref']['update_share']:.1%})",
