@@ -13,9 +13,12 @@ seconds from the value forward to the end of the fit.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 GAME = "ALE/Breakout-v5"
 
@@ -71,6 +74,8 @@ def measure(steps: int, seed: int = 0) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("steps", type=int, nargs="+", help="batch sizes (agent steps)")
+    parser.add_argument("--json", metavar="OUT", default=None,
+                        help="also write the peaks, the chunk bound and the machine to OUT")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process
     args = parser.parse_args(argv)
     if args.one:
@@ -79,9 +84,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.steps[0]:>7,} steps: " + ", ".join(f"{k} {v:,.0f} MB"
                                                         for k, v in peaks.items())
               + f" ({seconds:,.0f} s)", flush=True)
+        print(json.dumps({"steps": args.steps[0], "peak_mib": peaks, "seconds": seconds}),
+              flush=True)
         return 0
+    runs = []
     for steps in args.steps:  # a fresh process each: a peak never goes down
-        subprocess.run([sys.executable, __file__, "--one", str(steps)], check=True)
+        child = subprocess.run([sys.executable, __file__, "--one", str(steps)], check=True,
+                               capture_output=True, text=True)
+        lines = child.stdout.strip().splitlines()
+        print(lines[-2], flush=True)
+        runs.append(json.loads(lines[-1]))
+    if args.json is not None:
+        from claims.fingerprint import fingerprint
+        from claims.serialize import write_json_atomic
+        from trpo_ref.deep.policies import CHUNK_ABOVE, CHUNK_ROWS
+
+        write_json_atomic(Path(args.json), {
+            "command": "python scripts/atari_update_memory.py " + " ".join(map(str, args.steps)),
+            "game": GAME, "chunk_above": CHUNK_ABOVE, "chunk_rows": CHUNK_ROWS,
+            "load_average_after": list(os.getloadavg()), "machine": fingerprint(),
+            "runs": runs,
+        })
     return 0
 
 
