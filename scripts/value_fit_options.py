@@ -59,10 +59,13 @@ def explained_variance(value_fn: torch.nn.Module, obs: torch.Tensor, targets: to
     return 1.0 - float(residual.var()) / float(targets.var())
 
 
-def adam(epochs: int, minibatch: int, dtype: torch.dtype) -> Callable[..., None]:
+def adam(epochs: int, minibatch: int, dtype: torch.dtype, lr: float = 1e-3
+         ) -> Callable[..., None]:
     def fit(value_fn, snapshot, generator):
-        optimizer = torch.optim.Adam(value_fn.parameters(), lr=1e-3)
+        optimizer = torch.optim.Adam(value_fn.parameters(), lr=lr)
         optimizer.load_state_dict(snapshot["adam"])  # the run's optimizer state, cast to dtype
+        for group in optimizer.param_groups:  # load_state_dict restores the run's lr
+            group["lr"] = lr
         fit_value(value_fn, optimizer, snapshot["obs"].to(dtype), snapshot["targets"].to(dtype),
                   epochs, minibatch, generator)
     return fit
@@ -94,6 +97,9 @@ OPTIONS: dict[str, tuple[torch.dtype, Callable[..., None]]] = {
     "adam f64 5x512": (torch.float64, adam(5, 512, torch.float64)),
     "adam f64 2x128": (torch.float64, adam(2, 128, torch.float64)),
     "adam f64 10x1024": (torch.float64, adam(10, 1024, torch.float64)),
+    "adam f64 5x512 lr 3e-3": (torch.float64, adam(5, 512, torch.float64, 3e-3)),
+    "adam f32 5x256 lr 2e-3": (torch.float32, adam(5, 256, torch.float32, 2e-3)),
+    "adam f64 3x128": (torch.float64, adam(3, 128, torch.float64)),
     "lbfgs f64 25 iters": (torch.float64, lbfgs(25)),
     "lbfgs f64 50 iters": (torch.float64, lbfgs(50)),
 }
@@ -144,9 +150,9 @@ def main() -> int:
         for name, runs in evaluate(record_snapshots(args.steps, seed), seed).items():
             rows[name] += runs
     summary = summarize(rows)
-    print(f"{'option':<26}{'time x':>8}{'EV in':>8}{'EV next':>9}{'median':>8}")
+    print(f"{'option':<28}{'time x':>8}{'EV in':>8}{'EV next':>9}{'median':>8}")
     for name, s in summary.items():
-        print(f"{name:<26}{s['time_over_default']:>8.2f}{s['ev_in_sample_mean']:>8.3f}"
+        print(f"{name:<28}{s['time_over_default']:>8.2f}{s['ev_in_sample_mean']:>8.3f}"
               f"{s['ev_next_batch_mean']:>9.3f}{s['ev_next_batch_median']:>8.3f}")
     if args.json is not None:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
