@@ -2,6 +2,6 @@
 
 import sys
 
-from claims.cli import main
+from claims.cli.main import main
 
 sys.exit(main())

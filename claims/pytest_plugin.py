@@ -4,8 +4,8 @@ Installed with the package (entry point ``trpo_claims`` in the ``pytest11`` grou
 in every pytest run of the environment; without ``--trpo-impl`` it adds nothing. With it, pytest
 collects one item per selected claim, named ``trpo-claims::CLAIM_ID`` (no test file needed: run
 it in an empty directory), and each item runs and judges its claim exactly as ``trpo-claims run
---impl SPEC --claim CLAIM_ID`` does (:func:`claims.runner.run_one`, inside
-:func:`claims.impl.use_implementation`). Outcomes:
+--impl SPEC --claim CLAIM_ID`` does (:func:`claims.framework.runner.run_one`, inside
+:func:`claims.framework.impl.use_implementation`). Outcomes:
 
 - SUPPORTED passes;
 - SKIPPED (no budget at the tier, a capability the implementation lacks, a claim that checks only
@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-# claims.core only needs the standard library; everything heavier is imported once the plugin
-# is asked to do something, so that the project's own test runs do not pay for it.
-from claims.core import DEFAULT_TIER, TIERS, Status
+# claims.framework.core only needs the standard library; everything heavier is imported once the
+# plugin is asked to do something, so that the project's own test runs do not pay for it.
+from claims.framework.core import DEFAULT_TIER, TIERS, Status
 
 if TYPE_CHECKING:
-    from claims.core import Claim
-    from claims.impl import UnderTest
+    from claims.framework.core import Claim
+    from claims.framework.impl import UnderTest
 
 COLLECTOR_NAME = "trpo-claims"  # items are "trpo-claims::CLAIM_ID"
 SELECT_ALL = "all"
@@ -64,7 +64,7 @@ class ClaimsRun:
     def implementation_label(self) -> str:
         """``trpo_ref (claims.adapters.trpo_ref:factory)``: name and spec; ``SPEC (failed to
         load)`` for a spec that does not load."""
-        from claims.impl import ImplementationError, implementation_name
+        from claims.framework.impl import ImplementationError, implementation_name
 
         try:
             return f"{implementation_name(self.under_test.load())} ({self.under_test.spec})"
@@ -107,7 +107,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def select_claims(ids: Sequence[str]) -> list[Claim]:
     """The claims ``--claims-select`` names (see the module docstring); KeyError for an unknown
     id, naming the known ones."""
-    from claims import registry
+    from claims.framework import registry
 
     if not ids:
         return [c for c in registry.all_claims() if c.requires is not None]
@@ -120,7 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
     spec = config.getoption("trpo_impl")
     if not spec:
         return
-    from claims.impl import UnderTest
+    from claims.framework.impl import UnderTest
 
     try:
         claims = select_claims(config.getoption("claims_select"))
@@ -203,9 +203,10 @@ class ClaimItem(pytest.Item):
 
 def judge(claim: Claim, run: ClaimsRun) -> tuple[dict[str, Any], str]:
     """Run and judge ``claim`` as ``trpo-claims run`` does: its results.json entry (see
-    :mod:`claims.runner`) and the runner's progress line. Figures go to a temporary directory."""
-    from claims.impl import use_implementation
-    from claims.runner import run_one
+    :mod:`claims.framework.runner`) and the runner's progress line. Figures go to a temporary
+    directory."""
+    from claims.framework.impl import use_implementation
+    from claims.framework.runner import run_one
 
     progress: list[str] = []
     with (use_implementation(run.under_test),
@@ -217,7 +218,7 @@ def judge(claim: Claim, run: ClaimsRun) -> tuple[dict[str, Any], str]:
 
 def verdict_lines(verdict: dict[str, Any]) -> list[str]:
     """The verdict's fields, one per line, for a failure report (the first: status and why)."""
-    from claims.report import fmt_ci, fmt_value, verdict_brief
+    from claims.framework.report import fmt_ci, fmt_value, verdict_brief
 
     lines = [verdict_brief(verdict)]
     message = verdict.get("message") or ""
@@ -232,7 +233,7 @@ def verdict_lines(verdict: dict[str, Any]) -> list[str]:
 
 def item_outcome(entry: dict[str, Any], *, strict: bool, controls: bool) -> tuple[str, str]:
     """("passed" | "skipped" | "failed", why) for a claim's results.json ``entry``."""
-    from claims.report import verdict_brief
+    from claims.framework.report import verdict_brief
 
     verdict = entry["verdict"]
     status = Status(verdict["status"])
@@ -258,7 +259,7 @@ def budget_seeds(entry: dict[str, Any]) -> Any:
 
 def _property(value: Any) -> str:
     """A property value as text: strings as they are, anything else as JSON."""
-    from claims.serialize import to_jsonable
+    from claims.framework.serialize import to_jsonable
 
     return value if isinstance(value, str) else json.dumps(to_jsonable(value))
 

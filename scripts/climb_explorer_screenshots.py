@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from claims.climb_explorer import write_explorer
+from claims.catalogue.climb.explorer import write_explorer
 from trpo_ref.tabular.climb import PRESETS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

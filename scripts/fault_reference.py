@@ -4,9 +4,9 @@
 again and lists every case whose hash differs. A case hashes what it produced bit for bit: the
 metrics of every iteration (repr of every value, ``time/*`` left out) and the final policy and
 value parameters. Cases: every update rule (trpo, npg, max-kl, empirical-fim, pg, vine, cem,
-cma) on CartPole and Hopper; every seeded bug of :mod:`claims.forks` and every training fault
-of :mod:`claims.training_jobs` on a short Hopper training; every seeded bug on one update
-through the trpo_ref adapter; every fault of :mod:`claims.step.line_search` in both paths.
+cma) on CartPole and Hopper; every seeded bug of :mod:`claims.faults.forks` and every training fault
+of :mod:`claims.catalogue.training_jobs` on a short Hopper training; every seeded bug on one update
+through the trpo_ref adapter; every fault of :mod:`claims.catalogue.step.line_search` in both paths.
 
     PYTHONPATH=$PWD python scripts/fault_reference.py record /tmp/ref.json
     PYTHONPATH=$PWD python scripts/fault_reference.py check /tmp/ref.json
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from claims import forks, training_jobs
+from claims.catalogue import training_jobs
+from claims.faults import forks
 from trpo_ref.deep import derivative_free, step, trpo
 from trpo_ref.deep.runtime import torch_threads
 
@@ -100,7 +101,7 @@ def _cases() -> Iterator[tuple[str, Callable[[], str]]]:
 
 def _adapter_step(bug: str | None) -> str:
     from claims.adapters.trpo_ref import TrpoRef
-    from claims.impl import StepBatch
+    from claims.framework.impl import StepBatch
 
     rng = np.random.default_rng(0)
     impl = TrpoRef(fvp_subsample=0.5)
@@ -118,7 +119,7 @@ def _adapter_step(bug: str | None) -> str:
 
 
 def _line_search_cases() -> str:
-    from claims.step import line_search as ls
+    from claims.catalogue.step import line_search as ls
 
     config = trpo.TRPOConfig(env_id="Hopper-v5", seed=1)
     env = trpo.make_env("Hopper-v5", config)

@@ -4,8 +4,8 @@ not alter what the jobs compute.
     python scripts/migrate_cache.py reports/jobs --sample 4 --max-wall 60
     python scripts/migrate_cache.py reports/jobs --sample 4 --max-wall 60 --write
 
-A cache key hashes the job and its code version (``claims.jobs.job_code_version``): any edit to
-``trpo_ref`` (a comment, a refactor, a file that no job imports) makes every cached training
+A cache key hashes the job and its code version (``claims.framework.jobs.job_code_version``): any
+edit to ``trpo_ref`` (a comment, a refactor, a file that no job imports) makes every cached training
 stale. When an edit is meant to change nothing that jobs compute, this script checks that on
 the records themselves: it reruns a seeded sample of the stale records with the current code
 (the determinism audit of ``scripts/replay_jobs.py``) and, only if every replay is bit-identical,
@@ -27,6 +27,14 @@ bit-identical to each other. Whether the old replay also reproduced the record i
 kept in the ``migrated`` entry.
 
     python scripts/migrate_cache.py reports/jobs --paired-with 8a9455b --write
+
+A job function that moved to another module (the job's ``fn``, part of its key, names it) is
+carried over with ``--rename-fn OLD=NEW`` (repeatable): each record naming ``OLD`` is replayed and
+re-keyed as a job of ``NEW``, and its ``migrated`` entry keeps the old name. The replay audit
+still decides: ``NEW`` must compute what ``OLD`` did. The layout move of claims/ (issue 17):
+
+    python scripts/migrate_cache.py reports/jobs --paired-with fedfad0 --write \
+        --rename-fn claims.training_jobs:train_job=claims.catalogue.training_jobs:train_job
 """
 
 from __future__ import annotations
@@ -39,22 +47,45 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from claims.jobs import TIMING_FIELDS, Job, execute, job_code_version, job_key, replay
-from claims.serialize import read_json, write_json_atomic
+from claims.framework.jobs import TIMING_FIELDS, Job, execute, job_code_version, job_key
+from claims.framework.serialize import read_json, write_json_atomic
 
 
-def stale_records(root: Path) -> list[tuple[Path, dict[str, Any], str]]:
+def parse_renames(pairs: Sequence[str]) -> dict[str, str]:
+    """``["OLD=NEW", ...]`` (job function names, ``module:function``) as {OLD: NEW}."""
+    renames = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not (sep and ":" in old and ":" in new):
+            raise ValueError(f"--rename-fn {pair!r}: expected OLD=NEW, each module:function")
+        renames[old] = new
+    return renames
+
+
+def renamed(record: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    """``record`` with its job's function renamed per ``renames`` (the original name kept in
+    ``from_fn``), or ``record`` itself when its function is not renamed."""
+    fn = record["job"]["fn"]
+    if fn not in renames:
+        return record
+    return {**record, "job": {**record["job"], "fn": renames[fn]}, "from_fn": fn}
+
+
+def stale_records(root: Path, renames: dict[str, str] | None = None
+                  ) -> list[tuple[Path, dict[str, Any], str]]:
     """(path, record, current code version) of every record under ``root`` whose code version
-    is not the one its job function has now, sorted by path."""
+    is not the one its job function has now, sorted by path; a record whose function is renamed
+    (``renames``, see :func:`renamed`) comes with its job under the new name, and is stale."""
     out = []
     for path in sorted(root.glob("*.json")):
-        record = read_json(path)
+        record = renamed(read_json(path), renames or {})
         current = job_code_version(record["job"]["fn"])
-        if record["code"] != current:
+        if record["code"] != current or "from_fn" in record:
             out.append((path, record, current))
     return out
 
@@ -67,15 +98,23 @@ def audit_sample(stale: Sequence[tuple[Path, dict[str, Any], str]], size: int, s
 
 
 def migrated(record: dict[str, Any], current: str, audit: dict[str, Any]) -> dict[str, Any]:
-    """``record`` under the current code version, keeping where it came from."""
-    history = [*record.get("migrated", []), {"from_code": record["code"], **audit}]
-    return {**record, "code": current, "migrated": history}
+    """``record`` under the current code version, keeping where it came from (the old code
+    version, and the old job function's name if it was renamed)."""
+    entry = {"from_code": record["code"], **audit}
+    if "from_fn" in record:
+        entry = {"from_code": record["code"], "from_fn": record["from_fn"], **audit}
+    history = [*record.get("migrated", []), entry]
+    return {**{k: v for k, v in record.items() if k != "from_fn"}, "code": current,
+            "migrated": history}
 
 
 # run in a checkout of the old revision: its code version for the job, and the job's result
 _OLD_REPLAY = """
 import json, sys
-from claims.jobs import Job, execute, job_code_version
+try:
+    from claims.framework.jobs import Job, execute, job_code_version
+except ImportError:  # a revision before the layout move of claims/ (issue 17)
+    from claims.jobs import Job, execute, job_code_version
 record = json.load(open(sys.argv[1]))
 job = Job(**record["job"])
 print(json.dumps({"code": job_code_version(job.fn), "result": execute(job)}))
@@ -130,11 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paired-with", metavar="REV", default=None,
                         help="replay each sampled record by REV's code and by the current code "
                              "and require those two to agree (for records made elsewhere)")
+    parser.add_argument("--rename-fn", metavar="OLD=NEW", action="append", default=[],
+                        help="a job function that moved (module:function each); repeatable")
     args = parser.parse_args(argv)
     if not args.cache.is_dir():
         print(f"migrate_cache: {args.cache}: not a directory", file=sys.stderr)
         return 2
-    stale = stale_records(args.cache)
+    try:
+        renames = parse_renames(args.rename_fn)
+    except ValueError as error:
+        print(f"migrate_cache: {error}", file=sys.stderr)
+        return 2
+    stale = stale_records(args.cache, renames)
     if not stale:
         print(f"{args.cache}: every record is made by the current code; nothing to migrate")
         return 0
@@ -144,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     if args.paired_with is None:
-        ok = audit_by_replay(sample)
+        ok = audit_by_replay(sample, stale)
         audit = {"replayed": [p.name for p in sample], "seed": args.seed, "identical": True}
     else:
         rev = subprocess.run(["git", "rev-parse", "--verify", args.paired_with + "^{commit}"],
@@ -169,14 +215,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def audit_by_replay(sample: Sequence[Path]) -> bool:
-    """Replay each sampled record by the current code; True if all are identical to the record."""
+def audit_by_replay(sample: Sequence[Path],
+                    stale: Sequence[tuple[Path, dict[str, Any], str]]) -> bool:
+    """Replay each sampled record by the current code (its job under its new function name, if
+    renamed); True if all are identical to the record."""
+    records = {path: record for path, record, _ in stale}
     for path in sample:
-        outcome = replay(path)
-        status = "identical" if outcome.identical else "DIFFERS in " + ", ".join(outcome.differing)
-        print(f"replay {path.name}: {outcome.label}: {status} ({outcome.wall_s:.1f} s)",
-              flush=True)
-        if not outcome.identical:
+        job = Job(**records[path]["job"])
+        start = time.perf_counter()
+        differing = differing_fields(json.loads(json.dumps(execute(job))),
+                                     records[path]["result"])
+        status = "identical" if not differing else "DIFFERS in " + ", ".join(differing)
+        print(f"replay {path.name}: {job.label}: {status} "
+              f"({time.perf_counter() - start:.1f} s)", flush=True)
+        if differing:
             return False
     return True
 

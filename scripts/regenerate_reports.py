@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from claims.core import DEFAULT_TIER, TIERS
+from claims.framework.core import DEFAULT_TIER, TIERS
 
 LOG_FILE = "run.log"
 

@@ -8,8 +8,8 @@ The documents hold *rendered regions*::
 
 NAME is ``KIND`` or ``KIND:ARG:ARG...``; :data:`RENDERERS` maps each kind to the function that
 writes the region from the committed ``reports/**/results.json`` (and fork-check ``detection.json``)
-and the claim registry (:func:`claims.registry.all_claims`). What a region shows is read, never
-typed, so a rerun of a report or a new claim changes the docs by rerunning this script:
+and the claim registry (:func:`claims.framework.registry.all_claims`). What a region shows is read,
+never typed, so a rerun of a report or a new claim changes the docs by rerunning this script:
 
     python scripts/render_docs.py            # rewrite the regions in place
     python scripts/render_docs.py --check    # exit 1 and print a diff if the committed text differs
@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python scripts/render_docs.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from claims.core import TIERS  # noqa: E402
-from claims.fork_check import detection_markdown  # noqa: E402
-from claims.registry import all_claims  # noqa: E402
-from claims.report import (  # noqa: E402
+from claims.audit.fork_check import detection_markdown  # noqa: E402
+from claims.framework.core import TIERS  # noqa: E402
+from claims.framework.registry import all_claims  # noqa: E402
+from claims.framework.report import (  # noqa: E402
     DASH,
     STATUS_ORDER,
     control_status,
@@ -444,7 +444,7 @@ def render_config(ctx: Context, args: Sequence[str]) -> str:
 
 def _subcommands() -> dict[str, tuple[str, argparse.ArgumentParser]]:
     """``trpo-claims``'s subcommands: name -> (one-line help, parser)."""
-    from claims.cli import build_parser
+    from claims.cli.main import build_parser
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -17,8 +17,8 @@ import random
 import sys
 from pathlib import Path
 
-from claims.jobs import made_by_current_code, replay
-from claims.serialize import InputError
+from claims.framework.jobs import made_by_current_code, replay
+from claims.framework.serialize import InputError
 
 
 def record_paths(targets: list[str]) -> list[Path]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from claims.plotting import read_metrics
+from claims.framework.plotting import read_metrics
 
 PHASES = ("rollout", "advantages", "update", "value_fit", "iteration")
 HEADER = ("| seed | iterations | steps | last batch | mean of last 10 batches | best batch | "

@@ -17,8 +17,15 @@ import argparse
 import sys
 import time
 
-from claims.empirical import protocol
-from claims.jobs import EXECUTORS, Execution, JobCache, ProgressPrinter, execution, run_in_context
+from claims.catalogue.empirical import protocol
+from claims.framework.jobs import (
+    EXECUTORS,
+    Execution,
+    JobCache,
+    ProgressPrinter,
+    execution,
+    run_in_context,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from claims.jobs import JobCache
+from claims.framework.jobs import JobCache
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(

@@ -1,5 +1,5 @@
-"""A small real run for tests/test_interrupts.py: ``trpo-claims`` (:func:`claims.cli.main`, argv
-from the command line) with three toy claims in the registry's place, one of which waits for a
+"""A small real run for tests/test_interrupts.py: ``trpo-claims`` (:func:`claims.cli.main.main`,
+argv from the command line) with three toy claims in the registry's place, one of which waits for a
 signal where ``$HANG`` says:
 
 - ``HANG=claim``: ``toy.hang``'s run() writes its pid to ``$MARKER`` and sleeps;
@@ -21,10 +21,10 @@ from typing import Any
 
 from toy_claims import LeakyControlClaim, PassingClaim, ToyClaim
 
-from claims import registry
-from claims.cli import main
-from claims.core import Evidence
-from claims.jobs import Job
+from claims.cli.main import main
+from claims.framework import registry
+from claims.framework.core import Evidence
+from claims.framework.jobs import Job
 
 WAIT_S = 120  # far longer than any test waits: the signal must be what ends it
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from claims.empirical import atari, protocol
-from claims.jobs import Execution, Job, JobCache, execution
+from claims.catalogue.empirical import atari, protocol
+from claims.framework.jobs import Execution, Job, JobCache, execution
 
 N_ITERATIONS = 20
 STEPS_PER_ITERATION = 5_000
@@ -77,7 +77,7 @@ def _method(job: Job) -> tuple[str, str | None]:
 
 
 def synthetic_result(job: Job, world: World) -> dict[str, Any]:
-    """A training result with the fields ``claims.training_jobs.train_job`` records."""
+    """A training result with the fields ``claims.catalogue.training_jobs.train_job`` records."""
     method, fault = _method(job)
     key = method if fault is None else f"{method}+{fault}"
     steps = (np.arange(N_ITERATIONS) + 1) * STEPS_PER_ITERATION

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("pfrl", reason="pfrl not installed (extra 'pfrl')")
 
 from claims.adapters.pfrl import PfrlTRPO
-from claims.impl import check_adapter, random_batch
+from claims.framework.impl import check_adapter, random_batch
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Hopper-v5"])

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("sb3_contrib")
 
 from claims.adapters.sb3_contrib import SB3ContribTRPO
-from claims.impl import StepBatch, random_batch
+from claims.framework.impl import StepBatch, random_batch
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Hopper-v5"])

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("skrl", reason="skrl not installed (extra 'skrl')")
 
 from claims.adapters.skrl import SkrlTRPO
-from claims.impl import ImplementationError, check_adapter, random_batch
+from claims.framework.impl import ImplementationError, check_adapter, random_batch
 
 
 def test_skrls_own_gae_recovers_the_suites_advantages_and_the_step_stays_within_delta():

@@ -11,7 +11,7 @@ import torch
 pytest.importorskip("tianshou", reason="tianshou not installed (extra 'tianshou')")
 
 from claims.adapters.tianshou import TianshouTRPO
-from claims.impl import StepBatch, check_adapter, random_batch
+from claims.framework.impl import StepBatch, check_adapter, random_batch
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Hopper-v5"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from claims import audit_cli
+from claims.cli import audit as audit_cli
 
 
 def test_an_unavailable_library_is_reported_with_its_error(tmp_path):

@@ -1,11 +1,12 @@
-"""`trpo-claims bench` (claims.bench): keys, rates and shares of a tiny run; the table and JSON."""
+"""`trpo-claims bench` (claims.cli.bench): keys, rates and shares of a tiny run; the table and
+JSON."""
 
 import argparse
 import json
 
 import pytest
 
-from claims import bench
+from claims.cli import bench
 
 TINY = {"env_id": "CartPole-v1", "steps": 600, "steps_per_iter": 300, "seed": 0,
         "raw_env_steps": 500}

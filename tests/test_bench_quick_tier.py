@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import pytest
 
-from claims.core import Status
-from claims.jobs import Execution
-from claims.registry import all_claims
-from claims.runner import run_claims
+from claims.framework.core import Status
+from claims.framework.jobs import Execution
+from claims.framework.registry import all_claims
+from claims.framework.runner import run_claims
 
 
 @pytest.mark.whole_tier

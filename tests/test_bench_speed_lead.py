@@ -1,7 +1,7 @@
 """Issue 3's speed lead as pytest-benchmark benchmarks: trpo_ref vs raw gymnasium vs sb3-contrib.
 
-The three rates are measured side by side in one run by :func:`claims.bench.bench` (the engine of
-``trpo-claims bench``); the benchmarks put the rates, the ratios and whether each target is met
+The three rates are measured side by side in one run by :func:`claims.cli.bench.bench` (the engine
+of ``trpo-claims bench``); the benchmarks put the rates, the ratios and whether each target is met
 into ``extra_info``, so ``--benchmark-save`` / ``--benchmark-json`` keep them with
 pytest-benchmark's machine and commit info. They do not assert the targets: a timing belongs to
 the machine and its load, not to the code. Measure on an otherwise idle machine with:
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from claims import bench
+from claims.cli import bench
 
 # Issue 3, section 3: Hopper-v5, matched batch size and network (the bench's defaults).
 MEASURED = {"env_id": "Hopper-v5", "steps": 100_000, "steps_per_iter": 5_000, "seed": 0}

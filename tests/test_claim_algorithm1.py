@@ -4,14 +4,14 @@ wrong-bound negative control, and its verdicts on hand-built evidence."""
 import numpy as np
 import pytest
 
-from claims.core import Evidence, Status
-from claims.theory.algorithm1 import (
+from claims.catalogue.theory.algorithm1 import (
     TOLERANCE,
     Algorithm1Monotonic,
     iterate_algorithm1,
     penalty_without_horizon,
     theorem1_penalty,
 )
+from claims.framework.core import Evidence, Status
 from trpo_ref.tabular import algorithm1_step, evaluate, random_mdp, random_policy
 
 pytestmark = pytest.mark.quick

@@ -1,10 +1,12 @@
 """The gridworld-climb claims over their declared families: measured verdicts at the quick tier,
 negative controls, statistics recomputed by hand, determinism, and the presets' members."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from claims.climb import (
+from claims.catalogue.climb.claims import (
     NO_QUICK_PROTOCOL,
     NO_QUICK_VERDICT,
     PRESET_STATISTICS,
@@ -17,7 +19,7 @@ from claims.climb import (
     plot_climb,
     trace_data,
 )
-from claims.climb_family import (
+from claims.catalogue.climb.family import (
     FAMILY_SIZES,
     PRESET_MEMBERS,
     closest_to_median,
@@ -29,8 +31,8 @@ from claims.climb_family import (
     worst_fall,
     worst_fall_under_gain,
 )
-from claims.core import Evidence, Kind, Status
-from claims.stats import wilson_interval
+from claims.framework.core import Evidence, Kind, Status
+from claims.framework.stats import wilson_interval
 from trpo_ref.tabular import gridworld
 from trpo_ref.tabular.climb import settings_for
 
@@ -227,7 +229,7 @@ CONTROL_NOT_TOLD_APART = {("standard", "climb.overshoot")}
 def test_committed_climb_evidence_tells_each_control_from_its_claim():
     from pathlib import Path
 
-    from claims.runner import load_results
+    from claims.framework.runner import load_results
 
     reports = Path(__file__).resolve().parents[1] / "reports"
     same = set()
@@ -241,3 +243,18 @@ def test_committed_climb_evidence_tells_each_control_from_its_claim():
             if real == control:
                 same.add((tier, entry["id"]))
     assert same == CONTROL_NOT_TOLD_APART
+
+
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
+def test_each_member_statistic_is_stored_as_a_column_and_read_back_typed(claim, runs):
+    """A claim's per-member statistics (a MemberValues dataclass) are the evidence's columns,
+    one per field in declaration order after "member"; columns() reads each back as an array."""
+    evidence = runs[claim.id][0]
+    traces = claim.traces(0, 60, control=False)
+    row = claim.member_values(traces)
+    names = [f.name for f in dataclasses.fields(row)]
+    assert list(evidence.data) == ["member", *names]
+    columns = type(row).columns(evidence.data)
+    for name in names:
+        np.testing.assert_array_equal(getattr(columns, name), evidence.data[name])
+        assert getattr(columns, name)[0] == getattr(row, name) or np.isnan(getattr(row, name))

@@ -1,5 +1,6 @@
-"""The section-8 claims (claims.empirical): per-seed summaries by hand, decisions on synthetic
-evidence, the protocol's coverage, and every claim run at the quick tier with its control."""
+"""The section-8 claims (claims.catalogue.empirical): per-seed summaries by hand, decisions on
+synthetic evidence, the protocol's coverage, and every claim run at the quick tier with its
+control."""
 
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from claims.core import Evidence, Status
-from claims.empirical import atari, audit, common, learning, monotonic, npg_progress, protocol
-from claims.jobs import Execution, JobCache, execution
-from claims.registry import all_claims
-from claims.runner import claim_jobs, run_claims
+from claims.catalogue.empirical import (
+    atari,
+    audit,
+    common,
+    learning,
+    monotonic,
+    npg_progress,
+    protocol,
+)
+from claims.framework.core import Evidence, Status
+from claims.framework.jobs import Execution, JobCache, execution
+from claims.framework.registry import all_claims
+from claims.framework.runner import claim_jobs, run_claims
 
 EMPIRICAL = [c for c in all_claims() if c.id.startswith("empirical.")]
 IDS = [c.id for c in EMPIRICAL]

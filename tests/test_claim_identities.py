@@ -5,9 +5,9 @@ hand-built evidence."""
 import numpy as np
 import pytest
 
-from claims.core import Evidence, Status
-from claims.registry import get
-from claims.theory.identities import advantage_sum, sample_is_estimates
+from claims.catalogue.theory.identities import advantage_sum, sample_is_estimates
+from claims.framework.core import Evidence, Status
+from claims.framework.registry import get
 from trpo_ref.tabular import MDP, evaluate, random_mdp, random_policy
 
 S, R, U = Status.SUPPORTED, Status.REFUTED, Status.INCONCLUSIVE

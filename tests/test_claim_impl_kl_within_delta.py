@@ -9,11 +9,11 @@ import types
 
 import pytest
 
-from claims.core import Status
-from claims.impl import UnderTest, use_implementation
-from claims.implementation.kl_within_delta import KLWithinDelta
-from claims.registry import get
-from claims.runner import run_claims
+from claims.catalogue.implementation.kl_within_delta import KLWithinDelta
+from claims.framework.core import Status
+from claims.framework.impl import UnderTest, use_implementation
+from claims.framework.registry import get
+from claims.framework.runner import run_claims
 
 CLAIM = KLWithinDelta()
 
@@ -45,7 +45,7 @@ class NaNStep:
         pass
 
     def policy_step(self, batch, delta):
-        from claims.impl import ActionDistributions, StepOutcome
+        from claims.framework.impl import ActionDistributions, StepOutcome
 
         n = len(batch.adv)
         nan = ActionDistributions(mean=[[float("nan")]] * n, std=[[1.0]] * n)
@@ -101,7 +101,7 @@ def test_an_adapter_returning_nan_gives_cell_findings_not_an_error(adapters, tmp
 def test_cli_impl_option_reaches_the_results(adapters, tmp_path, capsys):
     import json
 
-    from claims.cli import main
+    from claims.cli.main import main
 
     out = tmp_path / "run"
     argv = ["run", "--claim", "theory.beta_kl", "--impl", "test_adapters:train_only",

@@ -1,5 +1,5 @@
 """The line-search claims (impl.ls_*): on a small plan the reference passes and each
-mechanism's control (a seeded bug of claims.forks) is REFUTED; the probes, the Fisher
+mechanism's control (a seeded bug of claims.faults.forks) is REFUTED; the probes, the Fisher
 coordinates and the per-claim violation counts behave as documented."""
 
 from __future__ import annotations
@@ -9,11 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from claims.core import Evidence, Status
-from claims.forks import seeded_bug
-from claims.impl import ActionDistributions, StepBatch, StepOutcome
-from claims.implementation import line_search
-from claims.implementation.sequence import (
+from claims.catalogue.implementation import line_search
+from claims.catalogue.implementation.sequence import (
     Cell,
     Crash,
     UpdateRecord,
@@ -23,7 +20,10 @@ from claims.implementation.sequence import (
     probe_batch,
     records_json,
 )
-from claims.registry import get
+from claims.faults.forks import seeded_bug
+from claims.framework.core import Evidence, Status
+from claims.framework.impl import ActionDistributions, StepBatch, StepOutcome
+from claims.framework.registry import get
 
 # one task, one seed: the probes, a rung where the full step often fails (0.03 on CartPole
 # after a few updates) and one far from the quadratic regime (10)

@@ -8,10 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from claims.core import Status
-from claims.impl import ActionDistributions, StepBatch, StepOutcome
-from claims.implementation.rejected_update_restores import violates
-from claims.implementation.sequence import (
+from claims.catalogue.implementation.rejected_update_restores import violates
+from claims.catalogue.implementation.sequence import (
     Cell,
     UpdateRecord,
     measure_update,
@@ -19,7 +17,9 @@ from claims.implementation.sequence import (
     records_json,
     suite_batch,
 )
-from claims.registry import get
+from claims.framework.core import Status
+from claims.framework.impl import ActionDistributions, StepBatch, StepOutcome
+from claims.framework.registry import get
 
 STEP_CLAIMS = ["impl.surrogate_improves", "impl.rejected_update_restores"]
 
@@ -42,11 +42,11 @@ def test_the_stress_test_exercises_rejections():
 
 
 def test_suite_batches_ignore_the_seeded_bug_under_test():
-    from claims.forks import seeded_bug
+    from claims.faults.forks import seeded_bug
 
     clean = suite_batch("CartPole-v1", 500, 7, 1)
     with seeded_bug("flip_advantages"):
-        import claims.implementation.sequence as sequence
+        import claims.catalogue.implementation.sequence as sequence
 
         sequence._BATCHES.clear()
         buggy = suite_batch("CartPole-v1", 500, 7, 1)
@@ -115,7 +115,7 @@ class RaisesOnThirdUpdate:
 
 
 def test_an_implementation_error_is_a_cell_crash_that_says_where():
-    from claims.implementation.sequence import update_sequence
+    from claims.catalogue.implementation.sequence import update_sequence
 
     batch = StepBatch("CartPole-v1", np.zeros((3, 4)), np.array([0, 1, 0]), np.ones(3))
     cell = update_sequence(RaisesOnThirdUpdate(), batch, 5, 10.0, 4)
@@ -132,14 +132,14 @@ def test_an_implementation_error_is_a_cell_crash_that_says_where():
     ([], [], float("nan")),
 ])
 def test_learns_final_return_by_hand(returns, lengths, expected):
-    from claims.implementation.learns import final_return
+    from claims.catalogue.implementation.learns import final_return
 
     value = final_return(returns, lengths)
     assert (math.isnan(value) and math.isnan(expected)) or value == expected
 
 
 def test_learns_reference_supported_and_flipped_fork_refuted(quick_job_cache):
-    from claims.jobs import Execution, execution
+    from claims.framework.jobs import Execution, execution
 
     claim = get("impl.learns")
     with execution(Execution(cache=quick_job_cache)):  # shared with the quick-tier smoke test

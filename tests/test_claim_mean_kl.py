@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from claims.core import Evidence, Status
-from claims.theory.mean_kl import (
+from claims.catalogue.theory.mean_kl import (
     AUDIT_DELTAS,
     MeanKLBound,
     max_over_mean_kl,
     mean_kl_bound_check,
     step_scale_for_mean_kl,
 )
+from claims.framework.core import Evidence, Status
 from trpo_ref.tabular import (
     MDP,
     evaluate,

@@ -5,9 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from claims.core import Evidence, Status
-from claims.theory.mean_kl import step_scale_for_mean_kl
-from claims.theory.natural_gradient import (
+from claims.catalogue.theory.mean_kl import step_scale_for_mean_kl
+from claims.catalogue.theory.natural_gradient import (
     BETA_DELTAS,
     BetaLandsOnDelta,
     TrustRegionDirection,
@@ -16,6 +15,7 @@ from claims.theory.natural_gradient import (
     remove_state_shifts,
     solve_trust_region,
 )
+from claims.framework.core import Evidence, Status
 from trpo_ref.tabular import (
     evaluate,
     fisher_matrix,

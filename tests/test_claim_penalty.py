@@ -3,9 +3,7 @@
 import numpy as np
 import pytest
 
-from claims.core import Evidence, Status
-from claims.stats import bootstrap_ci
-from claims.theory.penalty import (
+from claims.catalogue.theory.penalty import (
     TARGET,
     TR_DELTA,
     PenaltyCrawls,
@@ -13,6 +11,8 @@ from claims.theory.penalty import (
     climb,
     normalized_return,
 )
+from claims.framework.core import Evidence, Status
+from claims.framework.stats import bootstrap_ci
 from trpo_ref.tabular import (
     evaluate,
     gridworld,

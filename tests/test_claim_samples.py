@@ -12,10 +12,10 @@ import pytest
 from section8_fixtures import PAPER, fill_cache
 from test_claim_verdicts import CASES
 
-from claims.compare import compare_claim
-from claims.core import Claim, Evidence
-from claims.jobs import Execution, execution
-from claims.registry import all_claims, get
+from claims.framework.compare import compare_claim
+from claims.framework.core import Claim, Evidence
+from claims.framework.jobs import Execution, execution
+from claims.framework.registry import all_claims, get
 
 OWNED = ("theory.", "step.", "empirical.")
 CLAIMS = [c for c in all_claims() if c.id.startswith(OWNED)]

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from section8_fixtures import CONTRARY, NOISY, PAPER, fill_cache
 
-from claims.core import Status
-from claims.jobs import Execution, execution
-from claims.registry import all_claims
+from claims.framework.core import Status
+from claims.framework.jobs import Execution, execution
+from claims.framework.registry import all_claims
 
 S, R, U = Status.SUPPORTED, Status.REFUTED, Status.INCONCLUSIVE  # U: undecided
 SECTION8 = {c.id: c for c in all_claims() if c.id.startswith("empirical.")}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from claims.core import Evidence, Status
-from claims.step.cost import AppendixCCost, median_ratio, natural_step, time_step_parts
+from claims.catalogue.step.cost import AppendixCCost, median_ratio, natural_step, time_step_parts
+from claims.framework.core import Evidence, Status
 from trpo_ref.deep import step
 from trpo_ref.deep.policies import DiagGaussianMLP
 

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from claims.core import Evidence, Status
-from claims.step.fisher import (
+from claims.catalogue.step.fisher import (
     FisherBudget,
     FisherUnbiased,
     FisherVariance,
@@ -23,6 +22,7 @@ from claims.step.fisher import (
     replicate_fisher_products,
     variance_ratio,
 )
+from claims.framework.core import Evidence, Status
 from trpo_ref.deep import step
 from trpo_ref.deep.policies import CategoricalMLP, DiagGaussianMLP
 

@@ -1,4 +1,5 @@
-"""step.kl_constraint at the quick tier, its negative control, and claims.step.batches' helpers."""
+"""step.kl_constraint at the quick tier, its negative control, and claims.catalogue.step.batches'
+helpers."""
 
 import math
 
@@ -6,8 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from claims.core import Evidence, Status
-from claims.step.batches import (
+from claims.catalogue.step.batches import (
     kl_per_state,
     mean_kl,
     param_bits,
@@ -18,11 +18,12 @@ from claims.step.batches import (
     trpo_full_step,
     trpo_update,
 )
-from claims.step.kl_constraint import (
+from claims.catalogue.step.kl_constraint import (
     KL_TOLERANCE,
     KLConstraintHolds,
     _update_bug_surrogate_only_line_search,
 )
+from claims.framework.core import Evidence, Status
 from trpo_ref.deep.policies import CategoricalMLP, DiagGaussianMLP
 from trpo_ref.deep.runtime import torch_threads
 from trpo_ref.deep.step import get_flat_params, set_flat_params
@@ -100,7 +101,8 @@ def test_control_bug_takes_steps_the_real_update_backtracks(pendulum_item):
     assert kls[0] <= config.delta and kls[1] >= kls[0]
 
 
-# ---- claims.step.batches -----------------------------------------------------------------------
+# ---- claims.catalogue.step.batches
+# -----------------------------------------------------------------------
 
 
 def test_gaussian_kl_hand_computed():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from claims.core import Evidence, Status
-from claims.step.batches import task_config, trained_batch
-from claims.step.kl_quadratic import QuadraticKLModel, _fvp_bug_old_not_detached
+from claims.catalogue.step.batches import task_config, trained_batch
+from claims.catalogue.step.kl_quadratic import QuadraticKLModel, _fvp_bug_old_not_detached
+from claims.framework.core import Evidence, Status
 from trpo_ref.deep.runtime import torch_threads
 from trpo_ref.deep.step import fisher_vector_product_fn, get_flat_params
 

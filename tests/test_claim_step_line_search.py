@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from claims.core import Evidence, Status
-from claims.faults import FAULTS as REGISTRY
-from claims.faults import fvp_negative, fvp_zero
-from claims.step.batches import param_bits, surrogate_and_kl, task_config, trained_batch
-from claims.step.line_search import (
+from claims.catalogue.step.batches import param_bits, surrogate_and_kl, task_config, trained_batch
+from claims.catalogue.step.line_search import (
     FAULTS,
     PATHS,
     LineSearchRestores,
@@ -20,6 +17,9 @@ from claims.step.line_search import (
     run_line_search_case,
     run_update_case,
 )
+from claims.faults import FAULTS as REGISTRY
+from claims.faults import fvp_negative, fvp_zero
+from claims.framework.core import Evidence, Status
 from trpo_ref.deep import step as step_module
 from trpo_ref.deep.runtime import torch_threads
 from trpo_ref.deep.step import get_flat_params, line_search, set_flat_params

@@ -4,8 +4,8 @@ tier with its control, and verdicts on hand-built evidence."""
 import numpy as np
 import pytest
 
-from claims.core import Evidence, Status
-from claims.registry import get
+from claims.framework.core import Evidence, Status
+from claims.framework.registry import get
 
 CLAIM = get("step.subsampled_direction")
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from claims.core import Evidence, Status
-from claims.step.vine_variance import (
+from claims.catalogue.step.vine_variance import (
     VineVariance,
     VineVariancePerQValue,
     _vine_gradient_bug_independent_noise_no_baseline,
@@ -21,6 +20,7 @@ from claims.step.vine_variance import (
     vine_gradient,
     vine_settings,
 )
+from claims.framework.core import Evidence, Status
 from trpo_ref.deep.trpo import TRPOConfig, make_env, make_policy, seed_everything
 
 pytestmark = pytest.mark.quick

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from claims.core import Status
-from claims.theory.surrogate import (
+from claims.catalogue.theory.surrogate import (
     SurrogateGapOrder,
     SurrogateGradient,
     _surrogate_bug_normalized_visitation,
     _surrogate_exact,
     central_difference_gradient,
 )
+from claims.framework.core import Status
 from trpo_ref.tabular import evaluate, random_mdp, random_policy
 
 pytestmark = pytest.mark.quick
@@ -83,7 +83,7 @@ def test_gap_claim_measured_verdict_and_control_refuted(gap_runs):
 
 
 def test_gap_statistic_recomputes_from_data(gap_runs):
-    from claims.stats import loglog_slope
+    from claims.framework.stats import loglog_slope
 
     for evidence in gap_runs:
         verdict = GAP.decide(evidence)

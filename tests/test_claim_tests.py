@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from claims.registry import all_claims
+from claims.framework.registry import all_claims
 
 TESTS = Path(__file__).resolve().parent
 OPT_IN = {"test_bench_quick_tier.py", Path(__file__).name}

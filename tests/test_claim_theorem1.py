@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from claims.core import Evidence, Status
-from claims.theory.theorem1 import (
+from claims.catalogue.theory.theorem1 import (
     FORMS,
     Theorem1,
     _penalty_coefficient_bug_one_power,
     check_family,
 )
+from claims.framework.core import Evidence, Status
 from trpo_ref.tabular import evaluate, penalty_coefficient, random_mdp, random_policy
 
 pytestmark = pytest.mark.quick

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from claims.core import Evidence, Status
-from claims.registry import get
+from claims.framework.core import Evidence, Status
+from claims.framework.registry import get
 
 S, R, U = Status.SUPPORTED, Status.REFUTED, Status.INCONCLUSIVE  # U: undecided
 
@@ -203,7 +203,7 @@ def test_decide_on_hand_built_evidence(name, evidence, status):
 
 
 def test_every_theory_and_step_claim_has_pinned_verdicts():
-    from claims.registry import all_claims
+    from claims.framework.registry import all_claims
 
     pinned = {case[1].claim_id for case in CASES} | PINNED_ELSEWHERE
     ids = {c.id for c in all_claims() if c.id.startswith(("theory.", "step."))}

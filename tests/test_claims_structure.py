@@ -1,4 +1,4 @@
-"""The claims package's structure: typed budgets, stable job keys, no import cycles."""
+"""The claims package's structure: typed budgets, stable job keys, no import cycles, layers."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from test_structure import find_cycle  # one cycle finder for trpo_ref's and claims/' graphs
 
-from claims.core import TIERS, Budget, budget_json
-from claims.empirical import protocol
-from claims.jobs import job_key
-from claims.registry import all_claims
+from claims.catalogue.empirical import protocol
+from claims.framework.core import TIERS, Budget, budget_json
+from claims.framework.jobs import job_key, method_of
+from claims.framework.registry import all_claims
 
 DATA = Path(__file__).parent / "data"
 
@@ -25,7 +25,7 @@ def test_planned_empirical_job_keys_are_unchanged(tier, monkeypatch):
     keys recorded before the configuration strings were typed (tests/data/empirical_job_keys.json,
     recorded at main 8a9455b with the NPG sweep's winner patched to 1/3), or every cached
     training would be trained again. The key's other half, the code version (trpo_ref and the
-    job function's module, claims.jobs.job_code_version), is held fixed here."""
+    job function's module, claims.framework.jobs.job_code_version), is held fixed here."""
     monkeypatch.setattr(protocol, "best_npg_step", lambda tier, env: (3.0**-1, {}))
     recorded = json.loads((DATA / "empirical_job_keys.json").read_text())[tier]
     jobs = [job for stage in protocol.stages(tier) for job in stage()]
@@ -34,20 +34,10 @@ def test_planned_empirical_job_keys_are_unchanged(tier, monkeypatch):
 
 # --- budgets are typed ---------------------------------------------------------------------------
 
-# Claims whose module is hashed into their trainings' cache keys (the module defining the job
-# function, claims.jobs.job_code_version): typing their budget edits that module and so changes
-# every key of their cached trainings. Typed when the job function moves to a module of its own
-# (with the job-cache migration); until then their dict budget is the one exception.
-DICT_BUDGET_UNTIL_CACHE_MIGRATION = {"impl.learns"}
-
-
 @pytest.mark.parametrize("claim", all_claims(), ids=lambda c: c.id)
 def test_every_budget_is_a_frozen_dataclass_or_none(claim):
-    """A budget is a :class:`claims.core.Budget` (fields declared and documented where the
+    """A budget is a :class:`claims.framework.core.Budget` (fields declared and documented where the
     claim family is), never a dict of string keys; None means no verdict at that tier."""
-    if claim.id in DICT_BUDGET_UNTIL_CACHE_MIGRATION:
-        assert any(isinstance(claim.budget(t), dict) for t in TIERS), "typed now: drop it above"
-        pytest.skip("its module is part of its trainings' cache keys (see above)")
     for tier in TIERS:
         budget = claim.budget(tier)
         assert budget is None or isinstance(budget, Budget), (tier, type(budget))
@@ -129,9 +119,71 @@ def test_the_cycle_finder_finds_a_cycle_and_only_one():
 
 def test_claims_has_no_import_cycle():
     graph = claims_import_graph()
-    assert {"claims.runner", "claims.report", "claims.empirical.protocol"} <= set(graph)
-    assert "claims.report" in graph["claims.runner"]  # the graph sees real imports
+    assert {"claims.framework.runner", "claims.framework.report",
+            "claims.catalogue.empirical.protocol"} <= set(graph)
+    assert "claims.framework.report" in graph["claims.framework.runner"]  # sees real imports
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+# --- the layers ----------------------------------------------------------------------------------
+
+# Each layer of claims/ and the layers it may import (docs/architecture.md). The
+# framework knows no claim; the faults know no claim and no framework; the catalogue (the claims)
+# builds on both; the audit tools and the adapters sit beside or above it; the command line and
+# the pytest plugin on top. (The registry names the catalogue's modules as strings in
+# CLAIM_MODULES and imports them on first use: data, not an import edge.)
+LAYERS: dict[str, set[str]] = {
+    "claims.framework": set(),
+    "claims.api": {"claims.framework"},
+    "claims.adapters": {"claims.api", "claims.framework"},
+    "claims.faults": set(),
+    "claims.catalogue": {"claims.framework", "claims.faults"},
+    "claims.audit": {"claims.framework", "claims.faults", "claims.catalogue", "claims.api",
+                     "claims.adapters"},
+    "claims.cli": {"claims.framework", "claims.faults", "claims.catalogue", "claims.audit",
+                   "claims.api", "claims.adapters"},
+    "claims.pytest_plugin": {"claims.framework", "claims.api"},
+    "claims.__main__": {"claims.cli"},
+    "claims": set(),  # claims/__init__.py, empty
+}
+
+
+def layer_of(module: str) -> str:
+    """The layer (a key of LAYERS) holding ``module``: its longest matching prefix."""
+    return max((name for name in LAYERS if module == name or module.startswith(name + ".")),
+               key=len)
+
+
+def test_every_module_is_in_a_layer_and_every_layer_exists():
+    graph = claims_import_graph()
+    assert {layer_of(m) for m in graph} == set(LAYERS)
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every "A imports B" of ``graph`` where B's layer is not one A's layer may import."""
+    return sorted(f"{module} imports {target}" for module, targets in graph.items()
+                  for target in targets
+                  # "claims" itself: the empty root package, which `from claims import x` names
+                  if layer_of(target) not in LAYERS[layer_of(module)] | {layer_of(module),
+                                                                         "claims"})
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    """The framework never imports the catalogue, the faults, the audit tools or the command
+    line; the catalogue never imports the audit tools, the adapters or the command line."""
+    wrong = layer_violations(claims_import_graph())
+    assert not wrong, ("imports across claims/' layers the other way (see LAYERS in this file and "
+                       "docs/architecture.md): " + "; ".join(wrong))
+
+
+def test_the_layer_check_sees_a_wrong_import():
+    graph = {"claims.framework.runner": {"claims.framework.report", "claims.catalogue.step.fisher"},
+             "claims.catalogue.step.fisher": {"claims.framework.core", "claims.faults",
+                                              "claims.cli.main", "claims"},
+             "claims.cli.main": {"claims.audit.fork_check", "claims.catalogue.climb.claims"}}
+    assert layer_violations(graph) == [
+        "claims.catalogue.step.fisher imports claims.cli.main",
+        "claims.framework.runner imports claims.catalogue.step.fisher"]
 
 
 # --- the empirical protocol's training configurations -----------------------------------------
@@ -169,3 +221,13 @@ def test_npg_trains_with_the_step_its_label_shows():
     """The cached runs were trained with the label's 6-digit step, not the sweep's float."""
     assert protocol.Method("npg", npg_step=1 / 3).trainer("CartPole-v1") == (
         "npg", {"step_size": 0.333333})
+
+
+@pytest.mark.parametrize(("label", "method"), [
+    ("npg@0.333333", "npg"), ("npg@3+flip_advantages", "npg"), ("trpo", "trpo"),
+    ("trpo@delta=0.003", "trpo@delta=0.003"), ("vine+flip_advantages", "vine+flip_advantages"),
+])
+def test_the_trainings_table_counts_every_npg_step_size_as_one_method(label, method):
+    """runner.training_summary groups by jobs.method_of, which reads the protocol's labels
+    through Method.parse (registered by the protocol for its job function)."""
+    assert method_of(protocol.training("figure4", "CartPole-v1", label, 0, 1000)) == method

@@ -12,9 +12,9 @@ from typing import ClassVar
 import pytest
 from toy_claims import EXPECTED, ToyClaim, toy_claims
 
-from claims import registry
-from claims.cli import SUBCOMMANDS, main
-from claims.core import Evidence
+from claims.cli.main import SUBCOMMANDS, main
+from claims.framework import registry
+from claims.framework.core import Evidence
 
 
 def only_run_dir(root: Path, tier: str = "quick") -> Path:
@@ -321,7 +321,7 @@ def test_an_unknown_claim_id_suggests_the_closest_and_lists_ids_by_family(toys, 
 
 
 def test_a_bare_claim_name_suggests_its_family_id():
-    from claims.cli import unknown_claim_message
+    from claims.cli.main import unknown_claim_message
 
     message = unknown_claim_message("theorem1", ["theory.theorem1", "theory.surrogate_gradient"])
     assert message.startswith("no claim with id 'theorem1'; did you mean 'theory.theorem1'?")

@@ -1,11 +1,11 @@
-"""`trpo-claims climb` through claims.climb_cli's add_arguments / handle."""
+"""`trpo-claims climb` through claims.cli.climb's add_arguments / handle."""
 
 import argparse
 import json
 
 import pytest
 
-from claims.climb_cli import add_arguments, handle
+from claims.cli.climb import add_arguments, handle
 from trpo_ref.tabular.climb import PRESETS
 
 pytestmark = pytest.mark.quick
@@ -136,7 +136,7 @@ def test_unknown_preset_lists_every_valid_name(capsys):
 
 
 def test_html_writes_the_explorer(capsys, tmp_path, monkeypatch):
-    import claims.climb_explorer as explorer
+    import claims.catalogue.climb.explorer as explorer
 
     small = explorer.write_explorer
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from browser import set_viewport, shared_chromium  # noqa: F401  (shared_chromium: a fixture)
 
-from claims.climb_explorer import explorer_data, render_explorer, write_explorer
-from claims.climb_family import PRESET_MEMBERS, family_bias, trace_climb
+from claims.catalogue.climb.explorer import explorer_data, render_explorer, write_explorer
+from claims.catalogue.climb.family import PRESET_MEMBERS, family_bias, trace_climb
 from trpo_ref.tabular.climb import PRESETS, settings_for
 
 pytestmark = pytest.mark.quick
@@ -269,8 +269,8 @@ def test_unknown_preset_in_the_address(browser, page):
 def test_reports_link_the_explorer_from_each_climb_claim(run):
     from pathlib import Path
 
-    from claims.report import render_html, render_markdown
-    from claims.runner import load_results
+    from claims.framework.report import render_html, render_markdown
+    from claims.framework.runner import load_results
 
     run_dir = Path(__file__).resolve().parents[1] / "reports" / run
     results = load_results(run_dir)

@@ -12,9 +12,9 @@ import json
 
 from conftest import COMMITTED_QUICK_JOBS
 
-from claims.jobs import Execution, JobCache, execution, job_code_version
-from claims.registry import all_claims
-from claims.runner import claim_jobs
+from claims.framework.jobs import Execution, JobCache, execution, job_code_version
+from claims.framework.registry import all_claims
+from claims.framework.runner import claim_jobs
 
 
 def test_every_committed_quick_record_was_made_by_the_current_code():

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from claims.cli import main
-from claims.compare import (
+from claims.cli.main import main
+from claims.framework.compare import (
     compare_claim,
     decide_difference,
     load_side,
@@ -16,7 +16,7 @@ from claims.compare import (
     paired_differences,
     save_baseline,
 )
-from claims.core import Comparison
+from claims.framework.core import Comparison
 
 EITHER = Comparison("x", "either", 0.1)
 HIGHER = Comparison("x", "higher", 0.1)

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from toy_claims import PassingClaim
 
-from claims.core import TIERS, DecisionRule, Evidence, Status, Verdict
-from claims.serialize import dumps
+from claims.framework.core import TIERS, DecisionRule, Evidence, Status, Verdict
+from claims.framework.serialize import dumps
 
 COMPARATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)

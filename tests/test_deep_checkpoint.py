@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import trpo_ref.deep.trpo as trpo_module
-from claims.cli import main
+from claims.cli.main import main
 from trpo_ref.deep.checkpoint import (
     CHECKPOINT_NAME,
     RESUMABLE_FIELDS,

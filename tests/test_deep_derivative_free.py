@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from claims.cli import main
+from claims.cli.main import main
 from trpo_ref.deep import derivative_free
 from trpo_ref.deep.derivative_free import (
     DerivativeFreeConfig,

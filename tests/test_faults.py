@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from claims import faults, forks, registry, training_jobs
-from claims.faults import FAULTS
-from claims.step import line_search as step_line_search
+from claims import faults
+from claims.catalogue import training_jobs
+from claims.catalogue.step import line_search as step_line_search
+from claims.faults import FAULTS, forks
+from claims.framework import registry
 from trpo_ref.deep import step
 from trpo_ref.deep.policies import DiagGaussianMLP
 

@@ -10,7 +10,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from claims.fingerprint import NOT_INSTALLED, cpu_model, fingerprint, git_state, package_version
+from claims.framework.fingerprint import (
+    NOT_INSTALLED,
+    cpu_model,
+    fingerprint,
+    git_state,
+    package_version,
+)
 
 
 def test_fingerprint_has_the_documented_fields():

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from claims.cli import main
+from claims.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 FAST_CLAIM = "theory.surrogate_gradient"  # a real claim that judges in well under a second

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from claims.cli import main
+from claims.cli.main import main
 
 
 def test_fork_check_catches_a_bug_and_passes_the_clean_reference(tmp_path, capsys):
@@ -26,7 +26,7 @@ def test_fork_check_catches_a_bug_and_passes_the_clean_reference(tmp_path, capsy
 
 
 def test_a_harmless_fork_goes_uncaught_and_the_check_exits_1(tmp_path, monkeypatch):
-    from claims import forks
+    from claims.faults import forks
 
     monkeypatch.setitem(forks.BUGS, "harmless", dict)  # patches nothing: the clean reference
     argv = ["fork-check", "--bug", "harmless", "--claim", "impl.surrogate_improves", "--out",

@@ -1,4 +1,4 @@
-"""The seeded-bug forks (claims.forks): each bug changes what the update does, in the way its
+"""The seeded-bug forks (claims.faults.forks): each bug changes what the update does, in the way its
 description says, and leaves trpo_ref exactly as it was afterwards."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from claims.forks import BUGS, LINE_SEARCH_BUGS, seeded_bug
+from claims.faults.forks import BUGS, LINE_SEARCH_BUGS, seeded_bug
 from trpo_ref.deep import policies, step, trpo
 
 DELTA = 0.01
@@ -161,7 +161,7 @@ def test_no_improvement_check_accepts_a_step_that_lowers_the_surrogate():
 @pytest.mark.parametrize(("bug", "cosine_with_g"), [(None, 0.756), ("backtrack_along_gradient",
                                                                      1.0)])
 def test_backtrack_along_gradient_turns_the_shorter_steps(bug, cosine_with_g):
-    from claims.step.line_search import injected
+    from claims.catalogue.step.line_search import injected
 
     real_scale = step.step_scale  # never patched: the hook point is UpdateStrategies.step_scale
 

@@ -1,5 +1,6 @@
-"""The implementation protocol (claims.impl) and the trpo_ref adapter: loading specs with clear
-errors, the distributions' KL by hand, one step measured by the suite, a training's episodes."""
+"""The implementation protocol (claims.framework.impl) and the trpo_ref adapter: loading specs with
+clear errors, the distributions' KL by hand, one step measured by the suite, a training's
+episodes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 
 from claims.adapters.trpo_ref import TrpoRef
-from claims.forks import seeded_bug
-from claims.impl import (
+from claims.faults.forks import seeded_bug
+from claims.framework.impl import (
     ActionDistributions,
     ImplementationError,
     StepBatch,
@@ -119,7 +120,7 @@ def test_reference_training_returns_every_episode_in_order():
 # --- check-adapter -----------------------------------------------------------------------------
 
 def test_check_adapter_passes_the_reference_and_names_problems(fake_module, capsys):
-    from claims.cli import main
+    from claims.cli.main import main
 
     assert main(["check-adapter", "claims.adapters.trpo_ref:factory", "--env", "CartPole-v1"]) == 0
     out = capsys.readouterr().out
@@ -141,7 +142,7 @@ class RaisingStep:
 
 
 def test_check_adapter_reports_an_adapter_that_raises(monkeypatch):
-    from claims.impl import check_adapter
+    from claims.framework.impl import check_adapter
 
     module = types.ModuleType("raising_impl")
     module.factory = RaisingStep
@@ -158,7 +159,7 @@ class LeakySnapshot(RaisingStep):
         self.k = 0
 
     def policy_step(self, batch, delta):
-        from claims.impl import StepOutcome
+        from claims.framework.impl import StepOutcome
 
         self.k += 1
         old = ActionDistributions(probs=np.full((len(batch.adv), 2), 0.5))
@@ -174,7 +175,7 @@ class LeakySnapshot(RaisingStep):
 
 
 def test_check_adapter_finds_a_snapshot_that_misses_state(monkeypatch):
-    from claims.impl import check_adapter
+    from claims.framework.impl import check_adapter
 
     module = types.ModuleType("leaky_impl")
     module.factory = LeakySnapshot
@@ -187,7 +188,7 @@ def test_check_adapter_finds_a_snapshot_that_misses_state(monkeypatch):
 def test_a_fork_registered_under_the_entry_point_group_loads_by_name(monkeypatch):
     from importlib import metadata
 
-    from claims import impl
+    from claims.framework import impl
 
     registered = [metadata.EntryPoint("my-fork", "claims.adapters.trpo_ref:factory",
                                       impl.ENTRY_POINT_GROUP)]

@@ -1,4 +1,4 @@
-"""The crash-tolerant step protocol (claims.implementation.sequence + .worker): an
+"""The crash-tolerant step protocol (claims.catalogue.implementation.sequence + .worker): an
 implementation that raises, hangs, dies, or returns malformed or non-finite distributions gives
 a cell-level finding, the run finishes, and every update measured before is kept."""
 
@@ -12,10 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from claims.core import Status
-from claims.impl import ActionDistributions, StepBatch, StepOutcome, UnderTest
-from claims.implementation import worker
-from claims.implementation.sequence import (
+from claims.catalogue.implementation import worker
+from claims.catalogue.implementation.sequence import (
     Cell,
     CellSpec,
     Crash,
@@ -27,7 +25,9 @@ from claims.implementation.sequence import (
     run_cell,
     state_after,
 )
-from claims.registry import get
+from claims.framework.core import Status
+from claims.framework.impl import ActionDistributions, StepBatch, StepOutcome, UnderTest
+from claims.framework.registry import get
 
 N = 6
 BATCH = StepBatch("CartPole-v1", np.zeros((N, 4)), np.array([0, 1, 0, 1, 0, 1]),
@@ -97,7 +97,7 @@ class Fake:
 def run(fake: Fake, updates: int = 5, mode: str = "process", batch: str = "real") -> Cell:
     spec = CellSpec("CartPole-v1", N, 0, 0, updates, 0.01, batch)
     limit = worker.call_timeout_s()
-    from claims.implementation.sequence import cell_script, read_cell
+    from claims.catalogue.implementation.sequence import cell_script, read_cell
 
     return read_cell(worker.run_cell(cell_script(fake, spec, BATCH, limit), limit, mode), BATCH)
 
@@ -241,7 +241,7 @@ def test_one_crashing_cell_does_not_stop_the_others_nor_error_the_claims(monkeyp
     module = types.ModuleType("crashing_impls")
     module.factory = Registered
     monkeypatch.setitem(sys.modules, "crashing_impls", module)
-    import claims.implementation.sequence as sequence
+    import claims.catalogue.implementation.sequence as sequence
 
     monkeypatch.setattr(sequence, "suite_batch", lambda *args: BATCH)  # no training needed
     forget_updates()
@@ -253,7 +253,7 @@ def test_one_crashing_cell_does_not_stop_the_others_nor_error_the_claims(monkeyp
     assert clean.crash is None and len(clean.records) == 4
     # the restore claim counts the crash that left a NaN policy against restore
     claim = get("impl.rejected_update_restores")
-    from claims.core import Evidence
+    from claims.framework.core import Evidence
 
     runs = {spec.key(True): cell for spec, cell in out.items()}
     evidence = Evidence(claim.id, "quick", False, {"deltas": [100.0]}, records_json(runs))

@@ -1,5 +1,5 @@
 """Intervals hold their own estimates: the worst-over-tasks intervals of the section-8 claims
-(claims.empirical.common.worst_of), the distance interval of empirical_fim_similar, and
+(claims.catalogue.empirical.common.worst_of), the distance interval of empirical_fim_similar, and
 stats.norm_of_mean's interval for a norm."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claims.empirical import common, learning
+from claims.catalogue.empirical import common, learning
 
 values = st.lists(st.floats(1.0, 1000.0), min_size=2, max_size=6)
 

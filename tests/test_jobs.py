@@ -1,4 +1,5 @@
-"""claims.jobs: job keys, the on-disk cache, resume after an interruption, and the executors."""
+"""claims.framework.jobs: job keys, the on-disk cache, resume after an interruption, and the
+executors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 
 import pytest
 
-from claims.jobs import (
+from claims.framework.jobs import (
     Job,
     JobCache,
     ProgressPrinter,
@@ -216,11 +217,11 @@ def test_one_progress_counter_across_the_calls_of_a_run(tmp_path):
 
 
 def test_job_code_version_covers_trpo_ref_and_the_job_module_only():
-    from claims.jobs import SOURCE_PACKAGES, job_code_version
+    from claims.framework.jobs import SOURCE_PACKAGES, job_code_version
 
-    version = job_code_version("claims.training_jobs:train_job")
-    assert version == code_version((*SOURCE_PACKAGES, "claims/training_jobs.py",
-                                    "claims/faults.py"))  # training_jobs.JOB_SOURCES
+    version = job_code_version("claims.catalogue.training_jobs:train_job")
+    assert version == code_version((*SOURCE_PACKAGES, "claims/catalogue/training_jobs.py",
+                                    "claims/faults/__init__.py"))  # training_jobs.JOB_SOURCES
     assert version != job_code_version("tests.test_jobs:square")
 
 
@@ -265,3 +266,14 @@ def test_an_interrupt_terminates_the_pool_workers(tmp_path):
         run_jobs(jobs, JobCache(tmp_path, version="v"), executor="process", max_workers=2,
                  progress=interrupt)
     assert multiprocessing.active_children() == []
+
+
+def test_a_job_names_its_method_by_its_label_unless_its_function_registered_a_parser(
+        monkeypatch):
+    from claims.framework import jobs as jobs_module
+
+    monkeypatch.setattr(jobs_module, "_METHODS", {})
+    job = Job("c", "task", "sgd@lr=0.1", 0, "tests.test_jobs:square", {"x": 2})
+    assert jobs_module.method_of(job) == "sgd@lr=0.1"
+    jobs_module.register_methods("tests.test_jobs:square", lambda label: label.split("@")[0])
+    assert jobs_module.method_of(job) == "sgd"

@@ -1,6 +1,6 @@
-"""The Ray executor of claims.jobs against a local Ray instance on loopback: same results as the
-serial executor, failures raised, finished jobs cached. Skipped when ray is not installed (the
-optional ``distributed`` extra)."""
+"""The Ray executor of claims.framework.jobs against a local Ray instance on loopback: same results
+as the serial executor, failures raised, finished jobs cached. Skipped when ray is not installed
+(the optional ``distributed`` extra)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from claims.jobs import JobCache, run_jobs
+from claims.framework.jobs import JobCache, run_jobs
 from tests.test_jobs import jobs_of
 
 ray = pytest.importorskip("ray")

@@ -3,9 +3,12 @@ sampled replays are bit-identical; a replay that differs stops the migration."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from claims.jobs import Job, JobCache, job_code_version, job_key
+import pytest
+
+from claims.framework.jobs import Job, JobCache, job_code_version, job_key
 
 
 def cube(x: int) -> dict:
@@ -79,3 +82,45 @@ def test_paired_audit_compares_results_without_timing(load_script):
     assert differing({"value": 8, "wall_s": 1.0}, {"value": 8, "wall_s": 2.0}) == ()
     assert differing({"value": 8, "x": [1.0]}, {"value": 9, "x": [1.0]}) == ("value",)
     assert differing({"value": float("nan")}, {"value": float("nan")}) == ()  # as JSON
+
+
+def test_a_moved_job_function_is_rekeyed_under_its_new_name(tmp_path, load_script):
+    """--rename-fn OLD=NEW: records of a job function that moved (OLD no longer imports) are
+    replayed as jobs of NEW and re-keyed under it, the old name kept in their history."""
+    old_fn, new_fn = "tests.gone_module:cube", "tests.test_migrate_cache:cube"
+    cache = JobCache(tmp_path, version="old-code-version")
+    old_jobs = [Job("toy.claim", "task", "algo", seed=x, fn=old_fn, kwargs={"x": x})
+                for x in (1, 2)]
+    for job in old_jobs:
+        cache.put(job, cube(**job.kwargs), wall_s=0.5)
+    script = load_script("migrate_cache")
+    assert script.main([str(tmp_path), "--sample", "1", "--write",
+                        "--rename-fn", f"{old_fn}={new_fn}"]) == 0
+    current = JobCache(tmp_path)
+    for job in old_jobs:
+        moved = dataclasses.replace(job, fn=new_fn)
+        record = current.record(moved)
+        assert record is not None and record["job"]["fn"] == new_fn
+        assert "from_fn" not in record  # kept in the history only
+        assert record["migrated"][-1]["from_fn"] == old_fn
+        assert record["migrated"][-1]["from_code"] == "old-code-version"
+    assert len(list(tmp_path.glob("*.json"))) == len(old_jobs)
+
+
+def test_a_rename_whose_new_function_computes_otherwise_migrates_nothing(tmp_path, load_script,
+                                                                         capsys):
+    cache = JobCache(tmp_path, version="old-code-version")
+    job = Job("toy.claim", "task", "algo", seed=2, fn="tests.gone_module:square", kwargs={"x": 2})
+    cache.put(job, {"value": 4, "wall_s": 0.0}, wall_s=0.5)  # x**2, not cube's x**3
+    before = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert load_script("migrate_cache").main([
+        str(tmp_path), "--write",
+        "--rename-fn", "tests.gone_module:square=tests.test_migrate_cache:cube"]) == 1
+    assert "DIFFERS in value" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == before
+
+
+@pytest.mark.parametrize("pair", ["no_equals_sign", "a=b", "mod:f=", "=mod:f"])
+def test_a_malformed_rename_is_a_usage_error(tmp_path, load_script, pair):
+    stale_cache(tmp_path, [1])
+    assert load_script("migrate_cache").main([str(tmp_path), "--rename-fn", pair]) == 2

@@ -1,4 +1,4 @@
-"""The mutant engine (claims/mutants): builds a mutant from the installed source at run time,
+"""The mutant engine (claims/audit/mutants): builds a mutant from the installed source at run time,
 swaps it in for the body of ``applied`` and restores the original after, even on an exception;
 an edit whose text is missing makes the mutant not applicable, never a silent no-op. Exercised
 on a small module written here (no external library), then on sb3-contrib's catalogue when the
@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from claims import fork_check
-from claims.mutants import (
+from claims.audit import fork_check
+from claims.audit.mutants import (
     Edit,
     Mutant,
     NotApplicable,
@@ -169,7 +169,7 @@ def test_every_sb3_contrib_mutant_builds_on_the_installed_version():
 
 
 @pytest.mark.parametrize(("library", "spec"), [
-    ("sb3_contrib", "claims.mutants.sb3_contrib:actor_only"),
+    ("sb3_contrib", "claims.audit.mutants.sb3_contrib:actor_only"),
     ("tianshou", "claims.adapters.tianshou:factory"),
 ])
 def test_probes_and_equivalent_mutants_leave_every_step_bit_identical(library, spec):
@@ -178,7 +178,7 @@ def test_probes_and_equivalent_mutants_leave_every_step_bit_identical(library, s
     pytest.importorskip(library, reason=f"{library} not installed")
     import numpy as np
 
-    from claims.impl import load_implementation, random_batch
+    from claims.framework.impl import load_implementation, random_batch
     from trpo_ref.deep.runtime import torch_threads
 
     batch = random_batch("Hopper-v5", n=64)
@@ -202,8 +202,8 @@ def test_sb3_actor_only_adapter_takes_the_default_adapters_steps_bit_for_bit():
     import numpy as np
 
     from claims.adapters.sb3_contrib import SB3ContribTRPO
-    from claims.impl import random_batch
-    from claims.mutants.sb3_contrib import actor_only
+    from claims.audit.mutants.sb3_contrib import actor_only
+    from claims.framework.impl import random_batch
     from trpo_ref.deep.runtime import torch_threads
 
     batch = random_batch("Hopper-v5", n=64)
@@ -222,7 +222,7 @@ def test_sb3_actor_only_adapter_takes_the_default_adapters_steps_bit_for_bit():
     ["fork-check", "--impl", "claims.adapters.sb3_contrib:factory"],  # bugs patch trpo_ref only
 ])
 def test_fork_check_refuses_a_mutant_check_it_cannot_run(argv, capsys):
-    from claims.cli import main
+    from claims.cli.main import main
 
     assert main(argv) == 2
     assert "error:" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from claims.plotting import (
+from claims.framework.plotting import (
     bootstrap_band,
     plot_curves_with_bands,
     plot_kl_histogram,

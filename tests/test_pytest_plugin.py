@@ -13,9 +13,9 @@ from glob import escape
 
 import pytest
 
-from claims.core import Status, Verdict
+from claims.framework.core import Status, Verdict
+from claims.framework.registry import all_claims, get
 from claims.pytest_plugin import item_outcome, select_claims
-from claims.registry import all_claims, get
 
 pytest_plugins = ["pytester"]
 

@@ -6,8 +6,8 @@ tiers run only on demand (``pytest -m standard`` / ``pytest -m full``).
 
 import pytest
 
-from claims.core import TIERS, Claim, DecisionRule, Kind, Status
-from claims.registry import all_claims
+from claims.framework.core import TIERS, Claim, DecisionRule, Kind, Status
+from claims.framework.registry import all_claims
 
 CLAIMS = all_claims()
 IDS = [c.id for c in CLAIMS]

@@ -12,9 +12,9 @@ from typing import ClassVar
 import pytest
 from toy_claims import EXPECTED, PassingClaim, toy_claims
 
-from claims.cli import main
-from claims.core import Evidence
-from claims.report import (
+from claims.cli.main import main
+from claims.framework.core import Evidence
+from claims.framework.report import (
     HTML_VERDICT_COLUMNS,
     VERDICT_COLUMNS,
     claim_command,
@@ -23,8 +23,8 @@ from claims.report import (
     render_markdown,
     write_reports,
 )
-from claims.runner import load_results, run_claims
-from claims.serialize import read_json, write_json_atomic
+from claims.framework.runner import load_results, run_claims
+from claims.framework.serialize import read_json, write_json_atomic
 
 pytestmark = pytest.mark.quick
 
@@ -288,7 +288,7 @@ def test_cli_report_writes_both_files_and_names_them(run_dir, capsys):
 
 
 def test_a_control_still_waiting_for_trainings_is_reported_as_pending_not_as_a_defect():
-    from claims.report import problems
+    from claims.framework.report import problems
 
     entry = {"id": "empirical.x", "verdict": {"status": "SUPPORTED"},
              "control": {"verdict": {"status": "SKIPPED",

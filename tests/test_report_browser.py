@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from browser import set_viewport, shared_chromium  # noqa: F401  (shared_chromium: a fixture)
 
-from claims.report import write_reports
-from claims.runner import load_results
+from claims.framework.report import write_reports
+from claims.framework.runner import load_results
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = [REPO / "reports" / "quick", REPO / "reports" / "full"]

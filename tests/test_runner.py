@@ -11,9 +11,9 @@ from typing import ClassVar
 import pytest
 from toy_claims import EXPECTED, PassingClaim, ToyClaim, toy_claims
 
-from claims.core import Evidence, Verdict
-from claims.report import fmt_seconds, render_markdown
-from claims.runner import (
+from claims.framework.core import Evidence, Verdict
+from claims.framework.report import fmt_seconds, render_markdown
+from claims.framework.runner import (
     FAIL_ON_CHOICES,
     SCHEMA_VERSION,
     RunInterrupted,
@@ -22,7 +22,7 @@ from claims.runner import (
     rerender_report,
     run_claims,
 )
-from claims.serialize import InputError
+from claims.framework.serialize import InputError
 
 ENTRY_KEYS = {
     "id", "description", "budget", "verdict", "evidence", "error", "control", "runtime_s",

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from claims.serialize import (
+from claims.framework.serialize import (
     InputError,
     dumps,
     json_float,

@@ -1,13 +1,14 @@
-"""Properties of the interval functions in claims.stats (rliable style: no magic numbers)."""
+"""Properties of the interval functions in claims.framework.stats (rliable style: no magic
+numbers)."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claims.empirical.common import N_RESAMPLES, iqm_interval, two_arm
-from claims.plotting import bootstrap_band
-from claims.stats import (
+from claims.catalogue.empirical.common import N_RESAMPLES, iqm_interval, two_arm
+from claims.framework.plotting import bootstrap_band
+from claims.framework.stats import (
     bootstrap_ci,
     equivalence,
     iqm,
@@ -155,7 +156,7 @@ def test_equivalence_by_interval_inclusion(ci, expected):
 def test_norm_of_mean_is_unbiased_where_the_plug_in_is_not():
     """|E e| = 0.1 in 50 dimensions with unit noise, R = 200: the plug-in |mean e| sits near
     sqrt(0.01 + 50 / 200) ~ 0.51; the U-statistic's root near 0.1, inside its interval."""
-    from claims.stats import leave_one_out_terms, norm_of_mean
+    from claims.framework.stats import leave_one_out_terms, norm_of_mean
 
     rng = np.random.default_rng(0)
     mu = np.zeros(50)
@@ -172,7 +173,7 @@ def test_norm_of_mean_is_unbiased_where_the_plug_in_is_not():
 
 
 def test_leave_one_out_terms_by_hand():
-    from claims.stats import leave_one_out_terms
+    from claims.framework.stats import leave_one_out_terms
 
     e = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     # u_0 = e_0 . (e_1 + e_2) / 2 = (0 + 1) / 2

@@ -109,16 +109,16 @@ def test_trpo_ref_does_not_import_claims():
 
 
 def test_jobs_hash_every_trpo_ref_module_they_load():
-    """The job cache key hashes claims.jobs.SOURCE_PACKAGES, not all of trpo_ref: every trpo_ref
-    module the job functions and the adapters they train load must lie under it."""
-    code = ("import sys, claims.training_jobs, claims.implementation.learns, "
-            "claims.adapters.trpo_ref\n"
+    """The job cache key hashes claims.framework.jobs.SOURCE_PACKAGES, not all of trpo_ref: every
+    trpo_ref module the job functions and the adapters they train load must lie under it."""
+    code = ("import sys, claims.catalogue.training_jobs, claims.catalogue.implementation.learns, "
+            "claims.catalogue.implementation.training, claims.adapters.trpo_ref\n"
             "print('\\n'.join(m.__file__ for n, m in sys.modules.items()"
             " if n.split('.')[0] == 'trpo_ref'))")
     root = PACKAGE.parent
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=root, env={"PYTHONPATH": str(root)}).stdout
-    from claims.jobs import SOURCE_PACKAGES
+    from claims.framework.jobs import SOURCE_PACKAGES
 
     covered = [root / p for p in SOURCE_PACKAGES]
     loaded = [Path(line).resolve() for line in out.split()]

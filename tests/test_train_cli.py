@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from claims.cli import main
-from claims.train_cli import _field_docs
+from claims.cli.main import main
+from claims.cli.train import _field_docs
 from trpo_ref.deep.trpo import TRPOConfig
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from claims.empirical import protocol
-from claims.jobs import Execution, Job, JobCache, execution, run_in_context
+from claims.catalogue.empirical import protocol
+from claims.framework.jobs import Execution, Job, JobCache, execution, run_in_context
 
 
 def test_trains_every_stage_then_resumes_from_the_cache(tmp_path, monkeypatch, capsys,

@@ -1,11 +1,12 @@
-"""claims.training_jobs: a training run as a cached job, for trpo_ref's rules and CEM / CMA-ES."""
+"""claims.catalogue.training_jobs: a training run as a cached job, for trpo_ref's rules and CEM /
+CMA-ES."""
 
 from __future__ import annotations
 
 import pytest
 
-from claims.jobs import Job, JobCache, run_jobs
-from claims.training_jobs import STEP_KEYS, train_job
+from claims.catalogue.training_jobs import STEP_KEYS, train_job
+from claims.framework.jobs import Job, JobCache, run_jobs
 
 pytestmark = pytest.mark.quick
 
@@ -42,7 +43,7 @@ def test_unknown_override_names_the_field():
 
 def test_training_jobs_run_on_a_pool_give_the_serial_results_and_cache(tmp_path):
     jobs = [Job("toy.training", "CartPole-v1", "trpo", seed,
-                "claims.training_jobs:train_job",
+                "claims.catalogue.training_jobs:train_job",
                 {"env_id": "CartPole-v1", "algo": "trpo", "seed": seed, "total_steps": 400,
                  "overrides": {**TINY, "steps_per_iter": 200, "vf_epochs": 1}})
             for seed in (0, 1)]

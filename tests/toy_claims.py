@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from claims.core import Budget, Claim, DecisionRule, Evidence, Kind, Verdict
+from claims.framework.core import Budget, Claim, DecisionRule, Evidence, Kind, Verdict
 
 TOY_RULE = DecisionRule(
     statistic="min margin",

@@ -1,1 +1,1 @@
-"""Adapters: TRPO implementations seen through :mod:`claims.impl`'s protocol."""
+"""Adapters: TRPO implementations seen through :mod:`claims.framework.impl`'s protocol."""

@@ -1,5 +1,5 @@
 """pfrl's TRPO (``pfrl.agents.TRPO``, 0.4.0; the optional ``pfrl`` extra) as an implementation
-(:mod:`claims.impl`), step capability only.
+(:mod:`claims.framework.impl`), step capability only.
 
 - ``new_policy`` builds the networks of pfrl's MuJoCo TRPO example: a 64x64 tanh MLP with
   ``GaussianHeadWithStateIndependentCovariance`` (variance exp(2 x), x initialised to 0) for
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from claims.impl import ActionDistributions, StepBatch, StepOutcome
+from claims.api import ActionDistributions, StepBatch, StepOutcome
 
 try:  # the optional "pfrl" extra
     import pfrl

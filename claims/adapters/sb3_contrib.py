@@ -1,5 +1,5 @@
 """sb3-contrib's TRPO (``sb3_contrib.TRPO``, the optional ``external`` extra) as an implementation
-(:mod:`claims.impl`): the first external implementation the suite checks.
+(:mod:`claims.framework.impl`): the first external implementation the suite checks.
 
 - ``policy_step`` runs sb3-contrib's own ``TRPO.train()`` exactly once on the suite's batch, by
   swapping in a ``RolloutBuffer`` that holds just that batch (old log-probs and values from the
@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from claims.impl import ActionDistributions, StepBatch, StepOutcome, TrainOutcome
+from claims.api import ActionDistributions, StepBatch, StepOutcome, TrainOutcome
 
 try:  # the optional "external" extra
     from sb3_contrib import TRPO

@@ -1,5 +1,5 @@
 """skrl's TRPO (``skrl.agents.torch.trpo.TRPO``, 2.x; the optional ``skrl`` extra) as an
-implementation (:mod:`claims.impl`), step capability, Box (Gaussian) actions only.
+implementation (:mod:`claims.framework.impl`), step capability, Box (Gaussian) actions only.
 
 - ``new_policy`` builds a 64x64 tanh Gaussian policy with a state-independent log-std (skrl's
   ``GaussianMixin``, log-std clipped to [-20, 2], skrl's defaults) and a 64x64 tanh value
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from claims.impl import ActionDistributions, ImplementationError, StepBatch, StepOutcome
+from claims.api import ActionDistributions, ImplementationError, StepBatch, StepOutcome
 
 # skrl's model modules switch torch.distributions' argument validation off for the whole
 # process when imported (``Normal.set_default_validate_args(False)``, "to speed up"), which

@@ -1,5 +1,5 @@
 """tianshou's TRPO (``tianshou.algorithm.TRPO``, 2.x; the optional ``tianshou`` extra) as an
-implementation (:mod:`claims.impl`), step capability only.
+implementation (:mod:`claims.framework.impl`), step capability only.
 
 - ``new_policy`` builds the networks of tianshou's MuJoCo TRPO example: a 64x64 tanh MLP
   actor (Gaussian with a state-independent log-std, ``Independent(Normal, 1)``; categorical for
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from claims.impl import ActionDistributions, StepBatch, StepOutcome
+from claims.api import ActionDistributions, StepBatch, StepOutcome
 
 try:  # the optional "tianshou" extra
     from tianshou.algorithm import TRPO

@@ -1,10 +1,10 @@
-"""``trpo_ref`` as an implementation (:mod:`claims.impl`): the reference the suite checks others
-against, and the base of the seeded-bug forks (:mod:`claims.forks`).
+"""``trpo_ref`` as an implementation (:mod:`claims.framework.impl`): the reference the suite checks
+others against, and the base of the seeded-bug forks (:mod:`claims.faults.forks`).
 
 ``policy_step`` calls ``trpo_ref.deep.step``'s ``make_batch`` and ``update`` exactly as the
 training loop does, so a seeded bug applied to the update's hook points (:mod:`claims.faults`)
 shows up here. It also offers the optional ``inspect`` and ``snapshot`` capabilities
-(:mod:`claims.impl`).
+(:mod:`claims.framework.impl`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from claims.impl import ActionDistributions, StepBatch, StepOutcome, TrainOutcome
+from claims.api import ActionDistributions, StepBatch, StepOutcome, TrainOutcome
 from trpo_ref.deep import step, trpo
 from trpo_ref.deep.policies import DiagGaussianMLP
 from trpo_ref.deep.runtime import torch_threads

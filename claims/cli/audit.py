@@ -1,0 +1,210 @@
+"""``trpo-claims audit``: the implementation claims on every installed TRPO adapter at a tier,
+one comparative report (issue 13, item 6).
+
+For each library in :data:`LIBRARIES` whose adapter imports, the claims that judge any
+implementation (those with a ``requires``: the step claims, and the training claims where the
+adapter can train) run at the tier into ``OUT/LIBRARY/`` (results.json, report.md), without the
+negative controls (they patch trpo_ref and are the same for every library: ``trpo-claims run``
+shows them). ``OUT/README.md`` and ``OUT/audit.json`` then set the libraries side by side:
+
+- each claim's verdict and value;
+- the KL overshoot by task and action dimension: the largest mean KL(old || new) of an update
+  over delta, from the kl_within_delta evidence (where a library sizes its step by a KL
+  averaged over action dimensions, the overshoot grows with them);
+- restore and crash behaviour: impl.rejected_update_restores' verdict and, on ERROR, the
+  implementation's exception;
+- mutant detection: ``reports/mutants/LIBRARY/detection.json`` where
+  ``trpo-claims fork-check --impl SPEC --mutants`` wrote one.
+
+Libraries whose adapter cannot be imported are listed with the import error; those known not to
+install beside this project's torch are listed with the measured reason (:data:`NOT_INSTALLABLE`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from claims.catalogue.implementation.sequence import forget_updates
+from claims.framework import registry
+from claims.framework.core import DEFAULT_TIER, TIERS, Claim
+from claims.framework.impl import (
+    ImplementationError,
+    UnderTest,
+    capabilities,
+    load_implementation,
+    use_implementation,
+)
+from claims.framework.runner import run_claims
+from claims.framework.serialize import write_json_atomic, write_text_atomic
+from trpo_ref.deep.runtime import torch_threads
+
+LIBRARIES = {  # report name -> adapter spec
+    "sb3_contrib": "claims.adapters.sb3_contrib:factory",
+    "tianshou": "claims.adapters.tianshou:factory",
+    "pfrl": "claims.adapters.pfrl:factory",
+    "skrl": "claims.adapters.skrl:factory",
+}
+NOT_INSTALLABLE = {  # measured with `pip install --dry-run` (see docs/audit.md)
+    "mushroom_rl": "mushroom-rl 1.10.2 (the newest) requires torch==2.5.1 and numpy==1.24.4 "
+                   "(Requires-Dist pins); installing it would replace this project's torch "
+                   "2.13.0 and numpy 2.x",
+}
+MUTANTS_DIR = Path("reports") / "mutants"
+
+
+def audit_claims() -> list[Claim]:
+    """The claims that judge any implementation (those declaring a ``requires``)."""
+    return [c for c in registry.all_claims() if c.requires is not None]
+
+
+def kl_overshoot(claim: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per (task, seed): the largest mean KL of an update over delta, with the task's action
+    dimension, from a kl_within_delta record of results.json."""
+    import gymnasium as gym
+
+    evidence = claim.get("evidence") or {}
+    delta = (evidence.get("config") or {}).get("deltas", [None])[0]
+    rows = []
+    for key, kls in ((evidence.get("data") or {}).get("kl_mean") or {}).items():
+        env_id = key.split(" seed ")[0]
+        env = gym.make(env_id)
+        space = env.action_space
+        env.close()
+        dims = int(space.shape[0]) if space.shape else 1
+        finite = [k for k in kls if k is not None]
+        rows.append({"cell": key, "action_dims": dims, "delta": delta,
+                     "max_kl_over_delta": max(finite) / delta if finite and delta else None})
+    return rows
+
+
+def summarize(name: str, spec: str, results: dict[str, Any],
+              mutants_dir: Path = MUTANTS_DIR) -> dict[str, Any]:
+    """One library's line of the audit, from its results.json (and mutant check, if any)."""
+    claims = {c["id"]: c for c in results["claims"]}
+    verdicts = {i: {"status": (c.get("verdict") or {}).get("status", "ERROR"),
+                    "value": (c.get("verdict") or {}).get("value"),
+                    "message": (c.get("verdict") or {}).get("message")
+                    or (c.get("error") or {}).get("message")}
+                for i, c in claims.items()}
+    restore = claims.get("impl.rejected_update_restores", {})
+    mutants = None
+    detection = mutants_dir / name / "detection.json"
+    if detection.is_file():
+        d = json.loads(detection.read_text())
+        mutants = {k: d.get(k) for k in ("bugs_caught", "bugs_applicable", "false_alarms",
+                                         "clean_reference_passes", "not_applicable", "missed",
+                                         "complete", "tier")}
+    return {"library": name, "spec": spec, "implementation": results.get("implementation"),
+            "verdicts": verdicts,
+            "kl_overshoot": kl_overshoot(claims.get("impl.kl_within_delta", {})),
+            "restore": {"status": verdicts.get("impl.rejected_update_restores", {}).get("status"),
+                        "crash": (restore.get("error") or {}).get("message")},
+            "mutants": mutants}
+
+
+def audit(tier: str = DEFAULT_TIER, libraries: dict[str, str] | None = None, seed: int = 0,
+          out: Path | str = Path("reports") / "audit", progress: Any = None) -> dict[str, Any]:
+    """Run the audit; returns (and writes) {"libraries": [...], "unavailable": {...}}."""
+    out = Path(out)
+    libraries = dict(LIBRARIES if libraries is None else libraries)
+    lines: list[dict[str, Any]] = []
+    unavailable = dict(NOT_INSTALLABLE)
+    for name, spec in libraries.items():
+        try:
+            offered = capabilities(load_implementation(spec))
+        except ImplementationError as error:
+            unavailable[name] = str(error)
+            if progress is not None:
+                print(f"{name}: not available ({error})", file=progress, flush=True)
+            continue
+        claims = [c for c in audit_claims() if c.requires <= offered]
+        if progress is not None:
+            print(f"{name}: {len(claims)} claims at tier {tier}", file=progress, flush=True)
+        forget_updates()
+        with use_implementation(UnderTest(spec)), torch_threads(1):
+            result = run_claims(claims, tier=tier, seed=seed, out_dir=out / name,
+                                controls=False, progress=progress)
+        lines.append(summarize(name, spec, result.results))
+        report = {"tier": tier, "seed": seed, "libraries": lines, "unavailable": unavailable}
+        write_json_atomic(out / "audit.json", report)  # after every library: nothing lost
+        write_text_atomic(out / "README.md", audit_markdown(report))
+    report = {"tier": tier, "seed": seed, "libraries": lines, "unavailable": unavailable}
+    write_json_atomic(out / "audit.json", report)
+    write_text_atomic(out / "README.md", audit_markdown(report))
+    return report
+
+
+def _value(v: Any) -> str:
+    try:
+        return f"{float(v):.3g}"
+    except (TypeError, ValueError):
+        return ""
+
+
+def audit_markdown(report: dict[str, Any]) -> str:
+    libs = report["libraries"]
+    ids = list(dict.fromkeys(i for lib in libs for i in lib["verdicts"]))
+    lines = [f"# Audit of the PyTorch TRPOs (tier {report['tier']}, seed {report['seed']})", "",
+             "Each library's own update, driven through its adapter (claims/adapters/), judged "
+             "by the implementation claims; negative controls are not rerun here (they patch "
+             "trpo_ref: `trpo-claims run`). Per-library reports: `LIBRARY/report.md`.", "",
+             "## Verdicts", "",
+             "| claim | " + " | ".join(lib["library"] for lib in libs) + " |",
+             "|---|" + "---|" * len(libs)]
+    for i in ids:
+        cells = []
+        for lib in libs:
+            v = lib["verdicts"].get(i)
+            cells.append("" if v is None else f"{v['status']} {_value(v['value'])}".strip())
+        lines.append(f"| {i} | " + " | ".join(cells) + " |")
+    lines += ["", "## KL overshoot by action dimension (largest mean KL of an update / delta)",
+              "", "| library | cell | action dims | max KL / delta |", "|---|---|---|---|"]
+    for lib in libs:
+        for row in lib["kl_overshoot"]:
+            lines.append(f"| {lib['library']} | {row['cell']} | {row['action_dims']} | "
+                         f"{_value(row['max_kl_over_delta'])} |")
+    lines += ["", "## Restore and crash behaviour", "",
+              "| library | impl.rejected_update_restores | crash |", "|---|---|---|"]
+    for lib in libs:
+        crash = " ".join((lib["restore"]["crash"] or "").split()).replace("|", "/")[:300]
+        lines.append(f"| {lib['library']} | {lib['restore']['status']} | {crash} |")
+    lines += ["", "## Mutant detection (`trpo-claims fork-check --impl SPEC --mutants`)", "",
+              "| library | bugs caught | false alarms | clean rerun passes | missed |",
+              "|---|---|---|---|---|"]
+    for lib in libs:
+        m = lib["mutants"]
+        if m is None:
+            lines.append(f"| {lib['library']} | no catalogue run | | | |")
+            continue
+        lines.append(f"| {lib['library']} | {m['bugs_caught']} of {m['bugs_applicable']} "
+                     f"(tier {m['tier']}{'' if m['complete'] else ', incomplete'}) | "
+                     f"{len(m['false_alarms'] or [])} | "
+                     f"{'yes' if m['clean_reference_passes'] else 'NO'} | "
+                     f"{', '.join(m['missed'] or [])} |")
+    if report["unavailable"]:
+        lines += ["", "## Not audited", ""]
+        lines += [f"- {name}: {why}" for name, why in report["unavailable"].items()]
+    return "\n".join(lines) + "\n"
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tier", choices=TIERS, default=DEFAULT_TIER,
+                        help=f"budget tier of the claims (default {DEFAULT_TIER})")
+    parser.add_argument("--library", metavar="NAME", action="extend", nargs="+", default=[],
+                        choices=list(LIBRARIES), help="only these libraries (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    parser.add_argument("--out", type=Path, default=Path("reports") / "audit",
+                        help="output directory (default reports/audit)")
+
+
+def handle(args: argparse.Namespace) -> int:
+    chosen = {n: s for n, s in LIBRARIES.items() if not args.library or n in args.library}
+    audit(args.tier, chosen, args.seed, args.out, progress=sys.stdout)
+    print(f"wrote {args.out / 'README.md'} and {args.out / 'audit.json'}")
+    return 0

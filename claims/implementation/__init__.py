@@ -1,2 +1,0 @@
-"""Claims any TRPO implementation can be judged on through :mod:`claims.impl`'s protocol: the
-suite builds the batches and measures the outcome itself, by the paper's definitions."""
