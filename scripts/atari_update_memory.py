@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         print(lines[-2], flush=True)
         runs.append(json.loads(lines[-1]))
     if args.json is not None:
-        from claims.fingerprint import fingerprint
-        from claims.serialize import write_json_atomic
+        from claims.framework.fingerprint import fingerprint
+        from claims.framework.serialize import write_json_atomic
         from trpo_ref.deep.policies import CHUNK_ABOVE, CHUNK_ROWS
 
         write_json_atomic(Path(args.json), {
