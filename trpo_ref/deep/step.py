@@ -580,6 +580,25 @@ def _take_step(
     return result.fraction, result.reason
 
 
+def kl_surrogate_params(policy: Policy, batch: PolicyBatch
+                        ) -> tuple[torch.Tensor, torch.Tensor, DistParams | None]:
+    """(per-state KL, surrogate, distribution parameters or None) at the current parameters,
+    as :func:`kl_per_state` and :func:`batch_surrogate` compute them (use under no_grad).
+
+    With the paper's KL and surrogate on a batch in one pass, all three come from one forward
+    pass: the same operations on the same numbers as the two calls, which each run their own
+    forward pass (a third of an Atari line-search candidate's cost); otherwise (a swapped piece,
+    a chunked batch) the two calls, and None for the parameters."""
+    ops = current_strategies()
+    one_pass = row_chunks(policy, len(batch)) is None
+    if ops.kl is policy_kl and ops.surrogate is surrogate and one_pass:
+        params = policy.dist_params(batch.obs)
+        kl = policy.kl_from(batch.old_params, params)
+        log_prob = policy.log_prob_from(params, batch.act)
+        return kl, (torch.exp(log_prob - batch.old_log_prob) * batch.adv).mean(), params
+    return kl_per_state(policy, batch), batch_surrogate(policy, batch), None
+
+
 def _evaluator(policy: Policy, batch: PolicyBatch, algo: str) -> Callable[[], tuple[float, float]]:
     """The line search's ``evaluate``: (surrogate, constraint) on the full batch at the
     current parameters, the constraint being the mean KL (max KL for max-kl). A candidate whose
@@ -592,9 +611,9 @@ def _evaluator(policy: Policy, batch: PolicyBatch, algo: str) -> Callable[[], tu
         with torch.no_grad():
             if not policy.representable():
                 return math.nan, math.nan
-            kl = kl_per_state(policy, batch)
+            kl, surr, _ = kl_surrogate_params(policy, batch)
             constraint = kl.max() if algo == "max-kl" else kl.mean()
-            return float(batch_surrogate(policy, batch)), float(constraint)
+            return float(surr), float(constraint)
 
     return evaluate
 
@@ -606,8 +625,9 @@ def _outcome_metrics(
     """What the update did, measured at the parameters left in place."""
     with torch.no_grad():
         applied = get_flat_params(policy) - theta_old
-        kl = kl_per_state(policy, batch)
-        params = evaluate_in_chunks(policy, policy.dist_params, batch.obs)
+        kl, surr, params = kl_surrogate_params(policy, batch)
+        if params is None:
+            params = evaluate_in_chunks(policy, policy.dist_params, batch.obs)
         metrics: Metrics = {
             "train/accepted": reason is None,
             "train/reject_reason": reason,
@@ -616,7 +636,7 @@ def _outcome_metrics(
             "train/kl_mean": float(kl.mean()),
             "train/kl_max": float(kl.max()),
             "train/surrogate_predicted": float(g @ applied),
-            "train/surrogate_actual": float(batch_surrogate(policy, batch)) - surrogate_old,
+            "train/surrogate_actual": float(surr) - surrogate_old,
             "train/entropy": float(policy.entropy_from(params).mean()),
         }
         if isinstance(policy, DiagGaussianMLP):
