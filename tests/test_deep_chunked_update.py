@@ -26,6 +26,7 @@ from trpo_ref.deep.step import (
     fisher_vector_product,
     get_flat_params,
     kl_per_state,
+    kl_surrogate_params,
     make_batch,
     set_flat_params,
     surrogate,
@@ -193,6 +194,30 @@ def test_value_fit_and_value_passes_in_chunks():
     assert torch.equal(theta_a, theta_b)
     assert metrics_b["value/explained_variance"] == pytest.approx(
         metrics_a["value/explained_variance"], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical", "cnn"])
+def test_one_forward_kl_and_surrogate_are_the_two_calls_bit_for_bit(kind):
+    """The line search's one-pass KL, surrogate and parameters equal kl_per_state,
+    batch_surrogate and dist_params, each of which runs its own forward pass."""
+    policy = make_policy(kind)
+    obs, act, adv = batch_for(policy, kind)
+    batch = make_batch(policy, obs, act, adv)
+    gen = torch.Generator().manual_seed(5)
+    theta = get_flat_params(policy)
+    set_flat_params(policy, theta + 0.05 * torch.randn(theta.shape, generator=gen,
+                                                       dtype=theta.dtype))
+    with torch.no_grad():
+        kl, surr, params = kl_surrogate_params(policy, batch)
+        assert torch.equal(kl, kl_per_state(policy, batch))
+        assert torch.equal(surr, batch_surrogate(policy, batch))
+        for a, b in zip(params, policy.dist_params(batch.obs), strict=True):
+            assert torch.equal(a, b)
+        chunked(policy, 16, 10)  # chunked: the two calls, no parameters
+        kl_c, surr_c, params_c = kl_surrogate_params(policy, batch)
+    assert params_c is None
+    torch.testing.assert_close(kl_c, kl, rtol=1e-12, atol=1e-15)
+    assert float(surr_c) == pytest.approx(float(surr), rel=1e-12)
 
 
 @pytest.mark.parametrize(("log_std", "expected"), [(0.0, True), (-700.0, True), (700.0, True),

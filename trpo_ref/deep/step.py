@@ -26,6 +26,13 @@ until L improves and the KL, recomputed on the full batch, is <= delta.
 Every rule refuses to leave non-finite parameters: a step that is not finite is rejected and
 the exact old parameters stay in place (they are restored bit for bit from a saved copy).
 
+Memory (issue 16): a batch above the policy's chunk bound (the Atari CNN: more than 8,192 rows,
+:func:`trpo_ref.deep.policies.row_chunks`) runs every pass in chunks: the surrogate's gradient
+summed over chunks, the Fisher products recomputed per chunk of the subsample
+(:func:`chunked_fisher_product_fn`), the KL and surrogate checks chunk by chunk, so the update's
+memory stops growing with the batch; at or below the bound every pass is one pass, as always.
+The empirical-FIM products are not chunked.
+
 The update is made of pieces (:class:`UpdateStrategies`: the advantages' transform, surrogate,
 KL, Fisher-vector product, conjugate gradient, step scale, line search, the update itself),
 read at call time from one context variable; trpo_ref only ever runs the paper's
