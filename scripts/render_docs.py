@@ -342,6 +342,42 @@ def render_test_run(ctx: Context, args: Sequence[str]) -> str:
             f"(pytest: {t['pytest_summary']}).")
 
 
+def render_perf(ctx: Context, args: Sequence[str]) -> str:
+    """``perf[:DIR]``: the committed speed and memory measurements of issue 16 (default DIR
+    reports/perf): the Hopper bench's ratios in one run (wall clock and per CPU second) and the
+    Atari update's peak memory per batch size."""
+    rel = args[0] if args else "reports/perf"
+    bench_rel, memory_rel = f"{rel}/bench-hopper-50k-seed0.json", f"{rel}/atari-update-memory.json"
+    lines = []
+    if (ctx.root / bench_rel).is_file():
+        b = _load_json(ctx.root / bench_rel)
+        git, load = b["machine"]["git"], b["load_average"]
+        commit = (git.get("commit") or "unknown")[:7]
+        commit += " (dirty tree)" if git.get("dirty") else ""
+        limits = [("raw gymnasium", b["raw_env"]),
+                  ("unwrapped env.step", b.get("unwrapped_env")),
+                  ("bare mujoco.mj_step", b.get("raw_mujoco")),
+                  ("trpo_ref training", b["trpo_ref"])]
+        lines += [f"{b['config']['env_id']}, {b['config']['steps']:,} steps, batch "
+                  f"{b['config']['steps_per_iter']:,}, one run ({link(ctx, bench_rel)}, "
+                  f"`trpo-claims bench`, commit `{commit}`, load average "
+                  f"{load['before'][0]:.1f} before): update + value fit "
+                  f"{b['trpo_ref']['update_share']:.1%} of iteration time.", "",
+                  *table(["rate", "env-steps/s (wall)", "env-steps per CPU second"],
+                         [(name, f"{r['steps_per_s']:,.0f}",
+                           f"{r['steps_per_cpu_s']:,.0f}" if "steps_per_cpu_s" in r else "-")
+                          for name, r in limits if r is not None])]
+    if (ctx.root / memory_rel).is_file():
+        m = _load_json(ctx.root / memory_rel)
+        lines += ["", f"Atari update peak resident memory ({link(ctx, memory_rel)}, "
+                  f"`{m['command']}`; passes over more than {m['chunk_above']:,} rows run in "
+                  f"chunks of {m['chunk_rows']:,}):", "",
+                  *table(["batch (agent steps)", "peak MiB", "seconds"],
+                         [(f"{r['steps']:,}", f"{max(r['peak_mib'].values()):,.0f}",
+                           f"{r['seconds']:,.0f}") for r in m["runs"]])]
+    return "\n".join(lines).strip() or f"Not measured at this commit: nothing in `{rel}`."
+
+
 def render_fork_check(ctx: Context, args: Sequence[str]) -> str:
     """``fork-check:DIR``: the detection table of ``DIR/detection.json``."""
     report = _load_json(ctx.root / args[0] / "detection.json")
@@ -508,6 +544,7 @@ RENDERERS: dict[str, Callable[[Context, Sequence[str]], str]] = {
     "fork-check": render_fork_check,
     "mutants": render_mutants,
     "test-run": render_test_run,
+    "perf": render_perf,
     "catalogue": render_catalogue,
     "schema": render_schema,
     "cli": render_cli,

@@ -11,7 +11,8 @@ from claims.cli import bench
 TINY = {"env_id": "CartPole-v1", "steps": 600, "steps_per_iter": 300, "seed": 0,
         "raw_env_steps": 500}
 KEYS = {"config", "machine", "versions", "load_average", "torch_default_threads", "raw_env",
-        "trpo_ref", "sb3", "sb3_note", "ratios", "targets", "meets"}
+        "unwrapped_env", "raw_mujoco", "trpo_ref", "sb3", "sb3_note", "ratios", "targets", "meets",
+        "cpu_ratios"}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,28 @@ def test_tiny_run_rates_are_positive_and_shares_are_fractions(tiny_result):
     assert ratios["trpo_ref_over_raw_env"] == pytest.approx(
         ours["steps_per_s"] / tiny_result["raw_env"]["steps_per_s"])
     assert ratios["update_share"] == ours["update_share"]
+
+
+def test_physical_limits_unwrapped_and_bare_mujoco(tiny_result):
+    """CartPole is no MuJoCo env (no bare simulator rate); InvertedPendulum's bare mj_step
+    rate counts env steps of frame_skip simulator steps each."""
+    assert tiny_result["raw_mujoco"] is None
+    assert tiny_result["unwrapped_env"]["steps_per_s"] > 0
+    bare = bench.raw_mujoco_rate("InvertedPendulum-v5", 300, 0)
+    frame_skip = bench.gym.make("InvertedPendulum-v5").unwrapped.frame_skip
+    assert bare["steps"] == 300 and bare["mj_steps"] == 300 * frame_skip
+    assert bare["steps_per_s"] > 0
+    assert bench.unwrapped_env_rate("InvertedPendulum-v5", 300, 0)["steps_per_s"] > 0
+
+
+def test_cpu_ratios_divide_the_cpu_time_rates(tiny_result):
+    ours = tiny_result["trpo_ref"]
+    assert ours["cpu_seconds"] > 0 and ours["steps_per_cpu_s"] == pytest.approx(
+        ours["steps"] / ours["cpu_seconds"])
+    cpu = tiny_result["cpu_ratios"]
+    assert cpu["trpo_ref_over_raw_env"] == pytest.approx(
+        ours["steps_per_cpu_s"] / tiny_result["raw_env"]["steps_per_cpu_s"])
+    assert cpu["trpo_ref_over_bare_mujoco"] is None and cpu["trpo_ref_over_sb3"] is None
 
 
 def test_time_shares_by_hand():

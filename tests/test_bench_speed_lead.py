@@ -30,6 +30,9 @@ def _record(benchmark, result: dict) -> None:
     info["env_id"] = result["config"]["env_id"]
     info["steps"] = result["config"]["steps"]
     info["raw_env_steps_per_s"] = round(result["raw_env"]["steps_per_s"])
+    info["unwrapped_env_steps_per_s"] = round(result["unwrapped_env"]["steps_per_s"])
+    bare = result["raw_mujoco"]
+    info["bare_mujoco_steps_per_s"] = None if bare is None else round(bare["steps_per_s"])
     info["trpo_ref_steps_per_s"] = round(result["trpo_ref"]["steps_per_s"])
     info["sb3_steps_per_s"] = None if result["sb3"] is None else round(result["sb3"]["steps_per_s"])
     info["policy_update_share"] = result["trpo_ref"]["policy_update_share"]

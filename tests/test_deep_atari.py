@@ -137,6 +137,25 @@ def test_downsample_averages_2x2_blocks_with_rounding():
     np.testing.assert_array_equal(wrapper.observation(frame), [[2, 255]])
 
 
+@pytest.mark.parametrize("shape", [(210, 160), (7, 5)])
+def test_downsample_equals_the_rounded_block_mean(shape):
+    """The strided adds give a rounded 2x2 block mean on any frame, odd sizes cropped."""
+    class Frames(gym.Env):
+        observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
+        action_space = gym.spaces.Discrete(1)
+
+    wrapper = Downsample2x2(Frames())
+    height, width = shape[0] // 2, shape[1] // 2
+    rng = np.random.default_rng(0)
+    for frame in [*rng.integers(0, 256, (20, *shape), dtype=np.uint8),
+                  np.full(shape, 255, np.uint8)]:
+        blocks = frame[: 2 * height, : 2 * width].reshape(height, 2, width, 2).astype(np.int64)
+        expected = np.floor(blocks.mean(axis=(1, 3)) + 0.5).astype(np.uint8)  # half up
+        out = wrapper.observation(frame)
+        assert out.dtype == np.uint8
+        np.testing.assert_array_equal(out, expected)
+
+
 def test_make_env_gives_preprocessed_pong_with_game_scores():
     config = TRPOConfig(env_id="ALE/Pong-v5", atari_repeat_action_probability=0.25)
     env = make_env(config.env_id, config)

@@ -140,3 +140,22 @@ def test_same_seed_same_metrics_on_a_continuous_task():
     first, second = untimed(train(config)), untimed(train(config))
     assert len(first) >= 3
     assert first == second
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_raw_obs_shares_the_obs_array_only_where_normalize_returned_its_input(normalized):
+    """Frames (normalize = np.asarray) keep one array for obs and raw_obs; a normalizer's
+    output is a new array per row, so raw_obs is its own copy of the env's rows."""
+    config = TRPOConfig(env_id="InvertedPendulum-v5", seed=4)
+    env = make_env(config.env_id)
+    try:
+        policy = make_policy(config, env)
+        normalize = RunningObsNormalizer(env.observation_space.shape[0]) if normalized \
+            else np.asarray
+        rollout = collect_rollout(env, policy, normalize, 50, torch.Generator().manual_seed(0),
+                                  reset_seed=4)
+    finally:
+        env.close()
+    assert (rollout.raw_obs is rollout.obs) is not normalized
+    expected = np.clip(rollout.raw_obs, -10, 10) if normalized else rollout.raw_obs
+    np.testing.assert_allclose(rollout.obs, expected, rtol=0, atol=1e-7)

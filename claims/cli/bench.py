@@ -1,7 +1,10 @@
 """``trpo-claims bench``: the speed lead of issue 3, section 3, measured side by side in one run.
 
 In one process, one after another, on one environment:
-  (a) raw gymnasium stepping of a single environment with pre-drawn random actions;
+  (a) raw gymnasium stepping of a single environment with pre-drawn random actions; with it, as
+      the physical limits below it, the same actions through the unwrapped environment's own
+      ``step`` (no gymnasium wrappers) and, for a MuJoCo environment, bare ``mujoco.mj_step``
+      calls (``frame_skip`` per env step: the simulator alone, no observation or reward);
   (b) ``trpo_ref`` end-to-end training (:func:`trpo_ref.deep.trpo.train`, network 64x64);
   (c) sb3-contrib's TRPO with matched settings (skipped, with a note, if it is not installed:
       it is an optional dependency, the ``external`` extra).
@@ -24,6 +27,7 @@ sb3 initializes with orthogonal weights. Both run with one torch thread on the C
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -55,15 +59,87 @@ def raw_env_rate(env_id: str, n_steps: int, seed: int) -> dict[str, float]:
         env.action_space.seed(seed)
         actions = [env.action_space.sample() for _ in range(n_steps)]
         env.reset(seed=seed)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for action in actions:
             _, _, terminated, truncated, _ = env.step(action)
             if terminated or truncated:
                 env.reset()
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
     finally:
         env.close()
-    return {"steps": n_steps, "seconds": seconds, "steps_per_s": n_steps / seconds}
+    return {"steps": n_steps, "seconds": seconds, "steps_per_s": n_steps / seconds,
+            **cpu_rate(n_steps, cpu_seconds)}
+
+
+def cpu_rate(steps: int, cpu_seconds: float) -> dict[str, float]:
+    """This process's CPU time for ``steps`` and the rate per CPU second: on a machine shared
+    with other jobs the wall-clock rates move with their load, the CPU-time ones much less (each
+    rate function runs in this process, one torch thread)."""
+    return {"cpu_seconds": cpu_seconds,
+            "steps_per_cpu_s": steps / cpu_seconds if cpu_seconds > 0 else math.nan}
+
+
+def unwrapped_env_rate(env_id: str, n_steps: int, seed: int) -> dict[str, float]:
+    """As :func:`raw_env_rate` through ``env.unwrapped.step``: the environment without
+    gymnasium's wrappers (time limit, order and passive checks), resetting at termination or
+    every ``max_episode_steps`` steps, as the time limit would."""
+    env = gym.make(env_id)
+    try:
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        env.action_space.seed(seed)
+        actions = [env.action_space.sample() for _ in range(n_steps)]
+        base = env.unwrapped
+        base.reset(seed=seed)
+        length = 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for action in actions:
+            _, _, terminated, _, _ = base.step(action)
+            length += 1
+            if terminated or length == limit:
+                base.reset()
+                length = 0
+        seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
+    finally:
+        env.close()
+    return {"steps": n_steps, "seconds": seconds, "steps_per_s": n_steps / seconds,
+            **cpu_rate(n_steps, cpu_seconds)}
+
+
+def raw_mujoco_rate(env_id: str, n_steps: int, seed: int) -> dict[str, float] | None:
+    """Env steps per second of the bare simulator: ``frame_skip`` ``mujoco.mj_step`` calls per
+    env step on the environment's own model and data, the pre-drawn random actions written to
+    ``data.ctrl``, the state reset every ``max_episode_steps`` steps; None for an environment
+    that is not a MuJoCo one. No observation, reward or termination is computed: the floor under
+    any MuJoCo training loop."""
+    env = gym.make(env_id)
+    try:
+        base = env.unwrapped
+        if not all(hasattr(base, name) for name in ("model", "data", "frame_skip")):
+            return None
+        import mujoco
+
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        env.action_space.seed(seed)
+        actions = [env.action_space.sample() for _ in range(n_steps)]
+        env.reset(seed=seed)
+        model, data, frame_skip = base.model, base.data, int(base.frame_skip)
+        length = 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for action in actions:
+            data.ctrl[:] = action
+            mujoco.mj_step(model, data, nstep=frame_skip)
+            length += 1
+            if length == limit:
+                mujoco.mj_resetData(model, data)
+                length = 0
+        seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
+    finally:
+        env.close()
+    return {"steps": n_steps, "mj_steps": n_steps * frame_skip, "seconds": seconds,
+            "steps_per_s": n_steps / seconds, **cpu_rate(n_steps, cpu_seconds)}
 
 
 def time_shares(history: list[dict[str, Any]]) -> dict[str, float]:
@@ -90,9 +166,10 @@ def trpo_ref_rate(env_id: str, steps: int, steps_per_iter: int, seed: int) -> di
 
     config = TRPOConfig(env_id=env_id, seed=seed, total_steps=steps,
                         steps_per_iter=steps_per_iter, network="64x64", threads=1)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     history = train(config)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     taken = int(history[-1]["global/steps"])
     iteration_s = sum(m["time/iteration_s"] for m in history)
     return {
@@ -100,6 +177,7 @@ def trpo_ref_rate(env_id: str, steps: int, steps_per_iter: int, seed: int) -> di
         "iterations": len(history),
         "seconds": seconds,
         "steps_per_s": taken / seconds,
+        **cpu_rate(taken, cpu_seconds),
         # the wall time outside iterations: env and network construction
         "setup_share": 1.0 - iteration_s / seconds,
         **time_shares(history),
@@ -163,7 +241,7 @@ def sb3_rate(env_id: str, steps: int, steps_per_iter: int, seed: int) -> dict[st
     policy_kwargs = {"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": nn.Tanh,
                      "log_std_init": ref.log_std_init}
     clock = RolloutClock()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     env = VecNormalize(DummyVecEnv([lambda: Monitor(gym.make(env_id))]), norm_obs=True,
                        norm_reward=False, clip_obs=ref.obs_clip, gamma=ref.gamma)
     try:
@@ -172,6 +250,7 @@ def sb3_rate(env_id: str, steps: int, steps_per_iter: int, seed: int) -> dict[st
             model = TRPO("MlpPolicy", env, policy_kwargs=policy_kwargs, **settings)
         model.learn(total_timesteps=steps, callback=clock)
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
         taken = int(model.num_timesteps)
     finally:
         env.close()
@@ -179,6 +258,7 @@ def sb3_rate(env_id: str, steps: int, steps_per_iter: int, seed: int) -> dict[st
         "steps": taken,
         "seconds": seconds,
         "steps_per_s": taken / seconds,
+        **cpu_rate(taken, cpu_seconds),
         "rollout_share": clock.rollout_s / seconds,
         "settings": {
             **settings,
@@ -204,6 +284,16 @@ def ratios(raw: dict[str, Any], ours: dict[str, Any], sb3: dict[str, Any] | None
         "trpo_ref_over_raw_env": ours["steps_per_s"] / raw["steps_per_s"],
         "update_share": ours["update_share"],
     }
+
+
+def cpu_ratios(result: dict[str, Any]) -> dict[str, float | None]:
+    """trpo_ref's rate per CPU second over each other rate per CPU second (None where that rate
+    was not measured): the ratios of :func:`ratios` with the other jobs' load taken out."""
+    ours = result["trpo_ref"]["steps_per_cpu_s"]
+    others = {"raw_env": result["raw_env"], "unwrapped_env": result["unwrapped_env"],
+              "bare_mujoco": result["raw_mujoco"], "sb3": result["sb3"]}
+    return {f"trpo_ref_over_{name}": None if other is None else ours / other["steps_per_cpu_s"]
+            for name, other in others.items()}
 
 
 def meets_targets(measured: dict[str, float | None]) -> dict[str, bool | None]:
@@ -245,6 +335,8 @@ def bench(
     warm_up()
     load_before = os.getloadavg()
     raw = raw_env_rate(env_id, raw_env_steps, seed)
+    unwrapped = unwrapped_env_rate(env_id, raw_env_steps, seed)
+    mujoco_rate = raw_mujoco_rate(env_id, raw_env_steps, seed)
     ours = trpo_ref_rate(env_id, steps, steps_per_iter, seed)
     sb3, note = None, None
     if not include_sb3:
@@ -256,7 +348,7 @@ def bench(
         with torch_threads(1):
             sb3 = sb3_rate(env_id, steps, steps_per_iter, seed)
     measured = ratios(raw, ours, sb3)
-    return {
+    result = {
         "config": {"env_id": env_id, "steps": steps, "steps_per_iter": steps_per_iter,
                    "seed": seed, "include_sb3": include_sb3, "raw_env_steps": raw_env_steps,
                    "torch_threads": 1},
@@ -265,6 +357,8 @@ def bench(
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
         "torch_default_threads": torch.get_num_threads(),
         "raw_env": raw,
+        "unwrapped_env": unwrapped,
+        "raw_mujoco": mujoco_rate,
         "trpo_ref": ours,
         "sb3": sb3,
         "sb3_note": note,
@@ -272,6 +366,8 @@ def bench(
         "targets": dict(TARGETS),
         "meets": meets_targets(measured),
     }
+    result["cpu_ratios"] = cpu_ratios(result)
+    return result
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -304,6 +400,15 @@ def render_table(result: dict[str, Any]) -> str:
         f"{machine['usable_cores']} usable cores; load average before "
         f"{load['before'][0]:.2f}, after {load['after'][0]:.2f}",
         f"  raw gymnasium stepping   {result['raw_env']['steps_per_s']:>10,.0f} env-steps/s",
+    ]
+    if result.get("unwrapped_env") is not None:
+        lines.append(f"  unwrapped env.step       "
+                     f"{result['unwrapped_env']['steps_per_s']:>10,.0f} env-steps/s")
+    bare = result.get("raw_mujoco")
+    if bare is not None:
+        lines.append(f"  bare mujoco.mj_step      {bare['steps_per_s']:>10,.0f} env-steps/s "
+                     f"({bare['mj_steps'] // bare['steps']} mj_step each)")
+    lines += [
         f"  trpo_ref training        {result['trpo_ref']['steps_per_s']:>10,.0f} env-steps/s "
         f"(rollout {result['trpo_ref']['rollout_share']:.1%}, "
         f"update + value fit {result['trpo_ref']['update_share']:.1%})",
@@ -313,6 +418,10 @@ def render_table(result: dict[str, Any]) -> str:
     else:
         lines.append(f"  sb3-contrib TRPO         {result['sb3']['steps_per_s']:>10,.0f} "
                      f"env-steps/s (rollout {result['sb3']['rollout_share']:.1%})")
+    if result.get("cpu_ratios") is not None:
+        lines += ["", "  per CPU second of this process (other jobs' load taken out):"]
+        lines += [f"  {name:<32}{_format_ratio(value):>10}"
+                  for name, value in result["cpu_ratios"].items()]
     lines += ["", f"  {'ratio':<24}{'measured':>10}{'target':>10}  met"]
     for name, value in result["ratios"].items():
         bound = ("<= " if name in AT_MOST else ">= ") + f"{TARGETS[name]:g}"

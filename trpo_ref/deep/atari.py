@@ -55,9 +55,11 @@ class Downsample2x2(gym.ObservationWrapper):
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         height, width = self.observation_space.shape
-        blocks = observation[: 2 * height, : 2 * width].reshape(height, 2, width, 2)
-        # Sum of four uint8 values fits in uint16; +2 then // 4 rounds half up.
-        return ((blocks.sum(axis=(1, 3), dtype=np.uint16) + 2) // 4).astype(np.uint8)
+        frame = observation[: 2 * height, : 2 * width].astype(np.uint16)
+        # Sum of four uint8 values fits in uint16; +2 then // 4 rounds half up. Four strided
+        # adds: the integers of a (1, 3)-axis sum, several times faster (issue 16).
+        total = frame[0::2, 0::2] + frame[0::2, 1::2] + frame[1::2, 0::2] + frame[1::2, 1::2]
+        return ((total + 2) // 4).astype(np.uint8)
 
 
 def make_atari_env(

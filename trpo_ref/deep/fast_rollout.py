@@ -107,5 +107,9 @@ def make_sampler(
 
 def all_finite(obs: np.ndarray, reward: float) -> bool:
     """Every entry of ``obs`` and ``reward`` is finite (the per-step test; the caller builds
-    its error message only when this fails)."""
-    return math.isfinite(reward) and bool(np.isfinite(obs).all())
+    its error message only when this fails). Fast path: a sum of squares is finite only if
+    every entry is (NaN and inf propagate); one that overflows falls back to the exact test."""
+    if not math.isfinite(reward):
+        return False
+    flat = obs.ravel()
+    return math.isfinite(float(flat @ flat)) or bool(np.isfinite(obs).all())

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,6 +39,30 @@ PRESETS = ("paper", "64x64")
 # kernel and run about 12x slower (2,000 Pong frame stacks: 13.6 s vs 1.1 s forward, one
 # thread), at twice the memory. The MLPs stay float64.
 FRAME_DTYPE = torch.float32
+
+# The update's memory bound on frames (issue 16): a pass over Breakout's (4, 105, 80) stacks
+# holds ~0.4 MiB of activations per row, so a batch of whole episodes (up to one 27K-step time
+# limit) took 20 GiB in one pass. A CNN's passes over a batch of more than CHUNK_ABOVE rows run
+# in chunks of CHUNK_ROWS rows (recomputed per chunk, summed); a batch of at most CHUNK_ABOVE
+# rows is one pass, computed exactly as before. The MLPs' activations are a few KB per row:
+# never chunked.
+CHUNK_ABOVE = 8192
+CHUNK_ROWS = 1024
+
+
+def row_chunks(module: nn.Module, n: int) -> list[slice] | None:
+    """The row ranges in which ``module``'s passes over a batch of ``n`` rows run: None (one
+    pass over all rows) unless ``n`` exceeds the module's ``chunk_above``; then consecutive
+    slices of at most its ``chunk_rows`` rows."""
+    above = getattr(module, "chunk_above", None)
+    if above is None or n <= above:
+        return None
+    return split_rows(n, module.chunk_rows)
+
+
+def split_rows(n: int, size: int) -> list[slice]:
+    """range(n) as consecutive slices of at most ``size`` rows."""
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
 
 def hidden_sizes(preset: str, hidden: int = 50) -> tuple[int, ...]:
@@ -147,6 +172,15 @@ class DiagGaussianMLP(PolicyModule):
         std = torch.exp(log_std)
         return bool(torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all())
 
+    def representable(self) -> bool:
+        """Whether every action distribution is representable, read from the parameters alone
+        (no forward pass): s = exp(log_std) finite and > 0. The line search's check: a finite
+        mean is not checked here because a non-finite one makes the KL non-finite, which the
+        line search rejects anyway; an overflowed s is the one failure the KL (from log_std)
+        and the surrogate do not show (:meth:`representable_from` checks the means as well)."""
+        std = torch.exp(self.log_std.detach())
+        return bool(torch.isfinite(std).all() and (std > 0).all())
+
     @staticmethod
     def fisher_quadratic(params: DistParams, tangent: DistParams) -> torch.Tensor:
         """t^T M t per state: sum_i d_mu_i^2 / s_i^2 + 2 d_log_std_i^2."""
@@ -197,6 +231,11 @@ class Categorical(PolicyModule):
         or +inf (-inf is a zero probability)."""
         (log_p,) = params
         return bool(not torch.isnan(log_p).any() and not (log_p == math.inf).any())
+
+    def representable(self) -> bool:
+        """Always True, read without a forward pass: a log_softmax row with a NaN or +inf
+        (:meth:`representable_from`) makes the KL NaN, which the line search rejects anyway."""
+        return True
 
     @staticmethod
     def fisher_quadratic(params: DistParams, tangent: DistParams) -> torch.Tensor:
@@ -267,7 +306,9 @@ class ConvTrunk(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         lead = frames.shape[:-3]
-        x = frames.reshape(-1, *self.frame_shape).to(self.dtype) / 255.0
+        # div_ on a fresh float copy (copy=True: never the caller's tensor): the numbers of
+        # x / 255 without a second float copy of the batch alive
+        x = frames.reshape(-1, *self.frame_shape).to(self.dtype, copy=True).div_(255.0)
         return self.layers(x).reshape(*lead, -1)
 
 
@@ -285,6 +326,7 @@ class AtariCategoricalCNN(Categorical):
     ) -> None:
         super().__init__()
         self.frame_shape, self.n_actions = tuple(frame_shape), n_actions
+        self.chunk_above, self.chunk_rows = CHUNK_ABOVE, CHUNK_ROWS  # see row_chunks
         trunk = ConvTrunk(frame_shape, channels=channels, hidden=hidden, dtype=dtype)
         self.logits_net = nn.Sequential(trunk, small_linear(hidden, n_actions, dtype))
 
@@ -302,9 +344,25 @@ class ValueCNN(nn.Module):
         super().__init__()
         trunk = ConvTrunk(frame_shape, channels=channels, hidden=hidden, dtype=dtype)
         self.net = nn.Sequential(trunk, small_linear(hidden, 1, dtype))
+        self.chunk_above, self.chunk_rows = CHUNK_ABOVE, CHUNK_ROWS  # see row_chunks
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs).squeeze(-1)
+
+
+def evaluate_in_chunks(module: nn.Module, fn: Callable[[torch.Tensor], Any],
+                       obs: torch.Tensor) -> Any:
+    """``fn(obs)`` (a tensor or a tuple of tensors, one row per row of ``obs``), computed over
+    :func:`row_chunks` of ``module`` and concatenated; exactly ``fn(obs)`` when there is one
+    pass. For passes without a graph (under torch.no_grad): a chunk's activations are freed
+    before the next chunk runs."""
+    chunks = row_chunks(module, obs.shape[0])
+    if chunks is None:
+        return fn(obs)
+    parts = [fn(obs[rows]) for rows in chunks]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+    return torch.cat(parts)
 
 
 Policy = DiagGaussianMLP | CategoricalMLP | AtariCategoricalCNN

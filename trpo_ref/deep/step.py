@@ -26,6 +26,13 @@ until L improves and the KL, recomputed on the full batch, is <= delta.
 Every rule refuses to leave non-finite parameters: a step that is not finite is rejected and
 the exact old parameters stay in place (they are restored bit for bit from a saved copy).
 
+Memory (issue 16): a batch above the policy's chunk bound (the Atari CNN: more than 8,192 rows,
+:func:`trpo_ref.deep.policies.row_chunks`) runs every pass in chunks: the surrogate's gradient
+summed over chunks, the Fisher products recomputed per chunk of the subsample
+(:func:`chunked_fisher_product_fn`), the KL and surrogate checks chunk by chunk, so the update's
+memory stops growing with the batch; at or below the bound every pass is one pass, as always.
+The empirical-FIM products are not chunked.
+
 The update is made of pieces (:class:`UpdateStrategies`: the advantages' transform, surrogate,
 KL, Fisher-vector product, conjugate gradient, step scale, line search, the update itself),
 read at call time from one context variable; trpo_ref only ever runs the paper's
@@ -46,7 +53,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from trpo_ref.deep.policies import DiagGaussianMLP, DistParams, Policy
+from trpo_ref.deep.policies import (
+    DiagGaussianMLP,
+    DistParams,
+    Policy,
+    evaluate_in_chunks,
+    row_chunks,
+    split_rows,
+)
 
 ALGOS = ("trpo", "npg", "max-kl", "empirical-fim", "pg")
 LINE_SEARCH_ALGOS = ("trpo", "max-kl", "empirical-fim")  # the rules with a KL bound
@@ -116,14 +130,21 @@ class PolicyBatch:
     def __len__(self) -> int:
         return self.obs.shape[0]
 
+    def rows(self, rows: slice) -> PolicyBatch:
+        """The batch's rows ``rows`` (views), for the chunked passes of a large batch."""
+        return PolicyBatch(self.obs[rows], self.act[rows], self.adv[rows],
+                           tuple(t[rows] for t in self.old_params), self.old_log_prob[rows])
+
 
 def make_batch(
     policy: Policy, obs: torch.Tensor, act: torch.Tensor, adv: torch.Tensor
 ) -> PolicyBatch:
     """Freeze pi_old = the current policy on ``obs`` (no graph kept); the advantages pass
-    through :attr:`UpdateStrategies.advantages` (the paper: as given)."""
+    through :attr:`UpdateStrategies.advantages` (the paper: as given). A batch above the
+    policy's chunk bound (:func:`trpo_ref.deep.policies.row_chunks`) is evaluated in chunks."""
     with torch.no_grad():
-        old_params = tuple(t.detach().clone() for t in policy.dist_params(obs))
+        old_params = tuple(t.detach().clone()
+                           for t in evaluate_in_chunks(policy, policy.dist_params, obs))
         old_log_prob = policy.log_prob_from(old_params, act)
     return PolicyBatch(obs, act, current_strategies().advantages(adv), old_params, old_log_prob)
 
@@ -136,6 +157,35 @@ def surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
     return (torch.exp(log_prob - batch.old_log_prob) * batch.adv).mean()
 
 
+def batch_surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
+    """L(theta) on the whole batch by :attr:`UpdateStrategies.surrogate`: one call, or above the
+    policy's chunk bound sum_c (n_c / N) L_c over chunks (a mean of chunk means). Use under
+    torch.no_grad (for the gradient: :func:`surrogate_and_gradient`)."""
+    ops, chunks = current_strategies(), row_chunks(policy, len(batch))
+    if chunks is None:
+        return ops.surrogate(policy, batch)
+    n = len(batch)
+    return sum(ops.surrogate(policy, batch.rows(rows)) * ((rows.stop - rows.start) / n)
+               for rows in chunks)
+
+
+def surrogate_and_gradient(policy: Policy, batch: PolicyBatch) -> tuple[float, torch.Tensor]:
+    """(L(theta), grad L) at the current parameters, as :func:`batch_surrogate` sums them; above
+    the chunk bound each chunk's graph is built, differentiated and freed before the next."""
+    ops, chunks = current_strategies(), row_chunks(policy, len(batch))
+    if chunks is None:
+        value = ops.surrogate(policy, batch)
+        grad = flat_grad(value, policy)
+        return float(value.detach()), grad
+    n, total, grad = len(batch), 0, None
+    for rows in chunks:  # the sum in batch_surrogate's order, so L(theta_old) matches it exactly
+        part = ops.surrogate(policy, batch.rows(rows)) * ((rows.stop - rows.start) / n)
+        part_grad = flat_grad(part, policy)
+        grad = part_grad if grad is None else grad + part_grad
+        total = total + part.detach()
+    return float(total), grad
+
+
 def policy_kl(policy: Policy, old_params: DistParams, obs: torch.Tensor) -> torch.Tensor:
     """KL(pi_old(.|s_n) || pi_theta(.|s_n)) for every state of ``obs`` (the KL of eq. (12),
     summed over action dimensions); shape (N,)."""
@@ -144,8 +194,14 @@ def policy_kl(policy: Policy, old_params: DistParams, obs: torch.Tensor) -> torc
 
 def kl_per_state(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
     """KL(pi_old(.|s_n) || pi_theta(.|s_n)) for every state of the batch, by
-    :attr:`UpdateStrategies.kl` (the paper: :func:`policy_kl`); shape (N,)."""
-    return current_strategies().kl(policy, batch.old_params, batch.obs)
+    :attr:`UpdateStrategies.kl` (the paper: :func:`policy_kl`); shape (N,). Above the policy's
+    chunk bound, computed chunk by chunk (use under torch.no_grad)."""
+    kl = current_strategies().kl
+    chunks = row_chunks(policy, len(batch))
+    if chunks is None:
+        return kl(policy, batch.old_params, batch.obs)
+    return torch.cat([kl(policy, part.old_params, part.obs)
+                      for part in map(batch.rows, chunks)])
 
 
 # --- Fisher-vector products and conjugate gradient -----------------------------------------------
@@ -174,6 +230,35 @@ def fisher_vector_product_fn(
     def product(v: torch.Tensor) -> torch.Tensor:
         hv = torch.autograd.grad(grad_kl @ v, params, retain_graph=True)
         return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+
+    return product
+
+
+def chunked_fisher_product_fn(
+    policy: Policy,
+    obs: torch.Tensor,
+    old_params: DistParams,
+    damping: float,
+    index: torch.Tensor,
+    chunk_rows: int,
+) -> VectorProduct:
+    """The product of :attr:`UpdateStrategies.fisher_product` on the rows ``index``, for a set
+    of rows too large for one graph: v -> sum_c (n_c / n) A_c v over chunks of at most
+    ``chunk_rows`` rows (A_c: the chunk's mean-KL Hessian plus damping I, so the sum is the
+    mean's). Each product rebuilds each chunk's graph and frees it (recomputation instead of
+    holding every chunk's activations): memory of one chunk, time of about two passes more per
+    product."""
+    fisher_product = current_strategies().fisher_product
+    obs, old_params = obs[index], tuple(t[index] for t in old_params)
+    n = obs.shape[0]
+    chunks = split_rows(n, chunk_rows)
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros_like(v)
+        for rows in chunks:
+            a_v = fisher_product(policy, obs[rows], tuple(t[rows] for t in old_params), damping)
+            total += ((rows.stop - rows.start) / n) * a_v(v)
+        return total
 
     return product
 
@@ -386,11 +471,8 @@ def trust_region_update(
     the rule's full step, the line search or the plain step, then the outcome's metrics."""
     if algo not in ALGOS:
         raise ValueError(f"unknown algo {algo!r}; choose one of {ALGOS}")
-    ops = current_strategies()
     theta_old = get_flat_params(policy)
-    surrogate_old_t = ops.surrogate(policy, batch)
-    g = flat_grad(surrogate_old_t, policy)
-    surrogate_old = float(surrogate_old_t.detach())
+    surrogate_old, g = surrogate_and_gradient(policy, batch)
     metrics = _initial_metrics(g, damping)
     full_step, reason = None, "gradient is not finite"
     if torch.isfinite(g).all():
@@ -464,6 +546,9 @@ def _natural_direction(
         a_v = empirical_fisher_vector_product_fn(
             policy, batch.obs[index], batch.act[index], damping
         )
+    elif row_chunks(policy, len(batch)) is not None and index.numel() > policy.chunk_rows:
+        a_v = chunked_fisher_product_fn(policy, batch.obs, batch.old_params, damping, index,
+                                        policy.chunk_rows)
     else:
         a_v = ops.fisher_product(policy, batch.obs, batch.old_params, damping, index)
     s, residual = ops.conjugate_gradient(a_v, g, cg_iters)
@@ -476,7 +561,8 @@ def _natural_direction(
 def _max_kl_quadratic(policy: Policy, batch: PolicyBatch, s: torch.Tensor,
                       damping: float) -> float:
     """max_n s^T A_n s + damping |s|^2: the largest per-state quadratic KL model (max-kl)."""
-    quad = per_state_quadratic(policy, batch.obs, s).detach()
+    quad = evaluate_in_chunks(policy, lambda obs: per_state_quadratic(policy, obs, s).detach(),
+                              batch.obs)
     return float(quad.max()) + damping * float(s @ s)
 
 
@@ -501,21 +587,40 @@ def _take_step(
     return result.fraction, result.reason
 
 
+def kl_surrogate_params(policy: Policy, batch: PolicyBatch
+                        ) -> tuple[torch.Tensor, torch.Tensor, DistParams | None]:
+    """(per-state KL, surrogate, distribution parameters or None) at the current parameters,
+    as :func:`kl_per_state` and :func:`batch_surrogate` compute them (use under no_grad).
+
+    With the paper's KL and surrogate on a batch in one pass, all three come from one forward
+    pass: the same operations on the same numbers as the two calls, which each run their own
+    forward pass (a third of an Atari line-search candidate's cost); otherwise (a swapped piece,
+    a chunked batch) the two calls, and None for the parameters."""
+    ops = current_strategies()
+    one_pass = row_chunks(policy, len(batch)) is None
+    if ops.kl is policy_kl and ops.surrogate is surrogate and one_pass:
+        params = policy.dist_params(batch.obs)
+        kl = policy.kl_from(batch.old_params, params)
+        log_prob = policy.log_prob_from(params, batch.act)
+        return kl, (torch.exp(log_prob - batch.old_log_prob) * batch.adv).mean(), params
+    return kl_per_state(policy, batch), batch_surrogate(policy, batch), None
+
+
 def _evaluator(policy: Policy, batch: PolicyBatch, algo: str) -> Callable[[], tuple[float, float]]:
     """The line search's ``evaluate``: (surrogate, constraint) on the full batch at the
     current parameters, the constraint being the mean KL (max KL for max-kl). A candidate whose
-    action distributions are not representable (a std overflowed to inf or underflowed to 0)
-    evaluates to NaN, so the line search rejects it as non-finite: its KL, computed from
-    log-std, can be finite and its surrogate can "improve" by a rounding error."""
-    ops = current_strategies()
+    action distributions are not representable (a std overflowed to inf or underflowed to 0;
+    ``policy.representable()``, read from the parameters without a forward pass) evaluates to
+    NaN, so the line search rejects it as non-finite: its KL, computed from log-std, can be
+    finite and its surrogate can "improve" by a rounding error."""
 
     def evaluate() -> tuple[float, float]:
         with torch.no_grad():
-            if not policy.representable_from(policy.dist_params(batch.obs)):
+            if not policy.representable():
                 return math.nan, math.nan
-            kl = kl_per_state(policy, batch)
+            kl, surr, _ = kl_surrogate_params(policy, batch)
             constraint = kl.max() if algo == "max-kl" else kl.mean()
-            return float(ops.surrogate(policy, batch)), float(constraint)
+            return float(surr), float(constraint)
 
     return evaluate
 
@@ -527,8 +632,9 @@ def _outcome_metrics(
     """What the update did, measured at the parameters left in place."""
     with torch.no_grad():
         applied = get_flat_params(policy) - theta_old
-        kl = kl_per_state(policy, batch)
-        params = policy.dist_params(batch.obs)
+        kl, surr, params = kl_surrogate_params(policy, batch)
+        if params is None:
+            params = evaluate_in_chunks(policy, policy.dist_params, batch.obs)
         metrics: Metrics = {
             "train/accepted": reason is None,
             "train/reject_reason": reason,
@@ -537,8 +643,7 @@ def _outcome_metrics(
             "train/kl_mean": float(kl.mean()),
             "train/kl_max": float(kl.max()),
             "train/surrogate_predicted": float(g @ applied),
-            "train/surrogate_actual": float(current_strategies().surrogate(policy, batch))
-            - surrogate_old,
+            "train/surrogate_actual": float(surr) - surrogate_old,
             "train/entropy": float(policy.entropy_from(params).mean()),
         }
         if isinstance(policy, DiagGaussianMLP):

@@ -63,6 +63,7 @@ from trpo_ref.deep.policies import (
     DiagGaussianMLP,
     Policy,
     ValueCNN,
+    evaluate_in_chunks,
     hidden_sizes,
 )
 from trpo_ref.deep.rollout import Rollout, collect_rollout
@@ -242,7 +243,7 @@ def advantages_and_targets(
 ) -> tuple[np.ndarray, np.ndarray]:
     """GAE advantages and lambda-return targets (A + V_old), with V_old = ``value_fn`` now."""
     with torch.no_grad():
-        values = value_fn(torch.as_tensor(rollout.obs)).numpy()
+        values = evaluate_in_chunks(value_fn, value_fn, torch.as_tensor(rollout.obs)).numpy()
         next_values = np.append(values[1:], 0.0)
         if rollout.truncated_final:
             rows = np.fromiter(rollout.truncated_final, dtype=np.int64)

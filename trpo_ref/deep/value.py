@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from trpo_ref.deep.policies import tanh_mlp
+from trpo_ref.deep.policies import evaluate_in_chunks, row_chunks, tanh_mlp
 
 
 class ValueMLP(nn.Module):
@@ -50,7 +50,9 @@ def fit_value(
     """Minimize mean (V(s) - target)^2 by ``epochs`` shuffled passes of minibatch steps.
 
     ``optimizer`` must hold exactly ``value_fn``'s parameters (checked). Returns the full-batch
-    loss before and after, and the explained variance of the targets after the fit.
+    loss before and after, and the explained variance of the targets after the fit (those
+    full-batch passes run in chunks above the network's bound,
+    :func:`trpo_ref.deep.policies.row_chunks`).
     """
     value_params = {id(p) for p in value_fn.parameters()}
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
@@ -58,18 +60,26 @@ def fit_value(
         raise ValueError("the value optimizer must hold exactly the value network's parameters")
     n = obs.shape[0]
     with torch.no_grad():
-        loss_before = float((value_fn(obs) - targets).pow(2).mean())
+        loss_before = float((evaluate_in_chunks(value_fn, value_fn, obs) - targets).pow(2).mean())
+    # Above the network's chunk bound (frames) each minibatch is gathered on its own: the same
+    # rows without a second copy of the whole batch alive.
+    gather_each = row_chunks(value_fn, n) is not None
     for _ in range(epochs):
         order = torch.randperm(n, generator=generator)
-        shuffled_obs, shuffled_targets = obs[order], targets[order]  # one gather per epoch
+        if gather_each:
+            shuffled_obs, shuffled_targets = obs, targets
+        else:
+            shuffled_obs, shuffled_targets = obs[order], targets[order]  # one gather per epoch
         for start in range(0, n, minibatch_size):
             batch = slice(start, start + minibatch_size)
-            loss = (value_fn(shuffled_obs[batch]) - shuffled_targets[batch]).pow(2).mean()
+            rows = order[batch] if gather_each else batch
+            loss = (value_fn(shuffled_obs[rows]) - shuffled_targets[rows]).pow(2).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        del shuffled_obs, shuffled_targets  # before the next epoch's gather
     with torch.no_grad():
-        residual = value_fn(obs) - targets
+        residual = evaluate_in_chunks(value_fn, value_fn, obs) - targets
         loss_after = float(residual.pow(2).mean())
         target_var = float(targets.var()) if n > 1 else 0.0
         explained = 1.0 - float(residual.var()) / target_var if target_var > 0 else float("nan")
