@@ -110,18 +110,22 @@ def migrated(record: dict[str, Any], current: str, audit: dict[str, Any]) -> dic
 
 # run in a checkout of the old revision: its code version for the job, and the job's result
 _OLD_REPLAY = """
-import json, sys
-try:
-    from claims.framework.jobs import Job, execute, job_code_version
-except ImportError:  # a revision before the layout move of claims/ (issue 17)
-    from claims.jobs import Job, execute, job_code_version
+import importlib, json, os, sys
+# an editable install of this project answers imports the old tree lacks (claims.framework
+# before the layout move) from the current checkout: drop its finder, and check where jobs is
+sys.meta_path[:] = [f for f in sys.meta_path
+                    if "editable" not in getattr(f, "__name__", type(f).__name__).lower()]
+new_layout = os.path.exists(os.path.join("claims", "framework", "jobs.py"))
+jobs = importlib.import_module("claims.framework.jobs" if new_layout else "claims.jobs")
+if not os.path.realpath(jobs.__file__).startswith(os.path.realpath(os.getcwd()) + os.sep):
+    raise SystemExit(f"the old replay imported {jobs.__file__}, not the old tree's")
 record = json.load(open(sys.argv[1]))
-job = Job(**record["job"])
+job = jobs.Job(**record["job"])
 try:  # a revision whose code versions depend on the job's arguments (JOB_SOURCES_WHEN)
-    code = job_code_version(job.fn, kwargs=job.kwargs)
+    code = jobs.job_code_version(job.fn, kwargs=job.kwargs)
 except TypeError:
-    code = job_code_version(job.fn)
-print(json.dumps({"code": code, "result": execute(job)}))
+    code = jobs.job_code_version(job.fn)
+print(json.dumps({"code": code, "result": jobs.execute(job)}))
 """
 
 
