@@ -32,7 +32,8 @@ def gap_order(slopes, lows, highs):
     return ev("theory.surrogate_gap_order",
               {"slope": slopes, "slope_ci_low": lows, "slope_ci_high": highs,
                "gamma": [0.9] * n, "n_states": [3] * n, "n_actions": [2] * n,
-               "small_eps_slope": [2.0] * n})
+               "small_eps_slope": [2.0] * n, "mdp_seed": [0] * n, "index": list(range(n)),
+               "gap": [[1e-4, 1e-6]] * n})  # every column the claim records
 
 
 def theorem1(min_tv, min_kl, n_pairs, min_pairs=100):

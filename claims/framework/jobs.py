@@ -451,11 +451,20 @@ def _ignore_interrupts() -> None:
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel what has not started and terminate the workers (jobs in flight are lost; every
     finished one is already cached)."""
-    workers = list((getattr(pool, "_processes", None) or {}).values())  # private: no API in 3.11
+    # private attributes: no API in 3.11. The dict itself, not a copy: the executor's manager
+    # thread adds any worker it starts while we stop to this same dict
+    processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
+    manager = getattr(pool, "_executor_manager_thread", None)
+    seen: dict[int, Any] = {}
     pool.shutdown(wait=False, cancel_futures=True)
-    for worker in workers:
+    for _ in range(2):
+        seen |= dict(processes)
+        for worker in seen.values():
+            worker.terminate()
+        if manager is not None:
+            manager.join(timeout=5)  # after this, it starts no worker
+    for worker in (seen | dict(processes)).values():
         worker.terminate()
-    for worker in workers:
         worker.join(timeout=5)
 
 
