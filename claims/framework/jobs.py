@@ -455,14 +455,12 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     # thread adds any worker it starts while we stop to this same dict
     processes: dict[int, Any] = getattr(pool, "_processes", None) or {}
     manager = getattr(pool, "_executor_manager_thread", None)
-    seen: dict[int, Any] = {}
+    seen = dict(processes)
     pool.shutdown(wait=False, cancel_futures=True)
-    for _ in range(2):
-        seen |= dict(processes)
-        for worker in seen.values():
-            worker.terminate()
-        if manager is not None:
-            manager.join(timeout=5)  # after this, it starts no worker
+    for worker in seen.values():  # first, so the manager sees a broken pool and exits
+        worker.terminate()
+    if manager is not None:
+        manager.join(timeout=5)  # after this, it starts no worker
     for worker in (seen | dict(processes)).values():
         worker.terminate()
         worker.join(timeout=5)
