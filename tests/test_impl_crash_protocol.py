@@ -304,3 +304,35 @@ def test_the_warm_up_runs_once_per_task_in_the_parent_and_its_failure_is_the_cel
         else:
             assert cell.crash is None and len(cell.records) == 2
     forget_updates()
+
+
+class BoxOnly(Registered):
+    """Handles no Discrete task by design (as skrl's TRPO), and says so."""
+
+    def unsupported(self, env_id):
+        return "Gaussian policies only" if env_id == "CartPole-v1" else None
+
+
+def test_tasks_an_implementation_does_not_handle_are_left_out_not_crashed(monkeypatch):
+    import sys
+    import types
+
+    import claims.catalogue.implementation.sequence as sequence
+    from claims.framework.impl import unsupported_tasks, use_implementation
+
+    module = types.ModuleType("box_only_impls")
+    module.factory = BoxOnly
+    monkeypatch.setitem(sys.modules, "box_only_impls", module)
+    assert unsupported_tasks(BoxOnly(), ["CartPole-v1", "Hopper-v5", "CartPole-v1"]) == {
+        "CartPole-v1": "Gaussian policies only"}
+    assert unsupported_tasks(Fake(), ["CartPole-v1"]) == {}  # no method: every task handled
+    planned = []
+    monkeypatch.setattr(sequence, "cells", lambda target, plan: planned.extend(plan) or {})
+    claim = get("impl.kl_within_delta")
+    with use_implementation(UnderTest("box_only_impls:factory")):
+        evidence = claim.run("quick")
+        assert planned and {spec.env_id for spec in planned} == {"Hopper-v5"}
+        assert evidence.config["tasks_not_supported"] == {"CartPole-v1": "Gaussian policies only"}
+        monkeypatch.setattr(BoxOnly, "unsupported", lambda self, env_id: "no tasks at all")
+        with pytest.raises(Exception, match="handles none of the tier's tasks"):
+            claim.run("quick")

@@ -98,13 +98,22 @@ class SkrlTRPO:
         self.seed = 0
         self._dir = tempfile.TemporaryDirectory(prefix="skrl-")  # skrl's experiment folder
 
+    def unsupported(self, env_id: str) -> str | None:
+        """Why skrl's TRPO cannot handle ``env_id`` (None: it can): Box actions only."""
+        env = gym.make(env_id)
+        act_space = env.action_space
+        env.close()
+        if isinstance(act_space, gym.spaces.Box):
+            return None
+        return (f"skrl's TRPO supports Gaussian policies only; {env_id} has "
+                f"{type(act_space).__name__} actions")
+
     def new_policy(self, env_id: str, seed: int) -> None:
+        if (why := self.unsupported(env_id)) is not None:
+            raise ImplementationError(why)
         env = gym.make(env_id)
         obs_space, act_space = env.observation_space, env.action_space
         env.close()
-        if not isinstance(act_space, gym.spaces.Box):
-            raise ImplementationError(f"skrl's TRPO supports Gaussian policies only; {env_id} "
-                                      f"has {type(act_space).__name__} actions")
         torch.manual_seed(seed)
         models = {"policy": _Policy(obs_space, act_space), "value": _Value(obs_space, act_space)}
         self.spaces, self.seed, self.models = (obs_space, act_space), seed, models

@@ -23,6 +23,11 @@ Two optional capabilities extend ``"step"``:
   puts it back exactly, so the suite can rerun an update from the same state (the direction
   claim, :mod:`claims.catalogue.implementation.line_search`).
 
+An implementation that by design handles only some tasks (skrl's TRPO: Gaussian policies only)
+may offer ``unsupported(env_id)``, returning why it cannot handle the task (or None when it
+can): the step claims then leave that task's cells out and say so in their evidence, instead of
+recording a crash in each (:func:`unsupported_tasks`).
+
 :func:`capabilities` says which an object offers; claims declare what they require, and a claim
 whose requirement is unmet is SKIPPED with the reason. :func:`load_implementation` turns a spec
 (``"package.module:factory"``, or a name registered in the :data:`ENTRY_POINT_GROUP` entry-point
@@ -164,6 +169,16 @@ def capabilities(impl: Any) -> frozenset[str]:
     """The capabilities ``impl`` offers: those whose methods it has, all callable."""
     return frozenset(name for name, methods in CAPABILITIES.items()
                      if all(callable(getattr(impl, m, None)) for m in methods))
+
+
+def unsupported_tasks(impl: Any, env_ids: Sequence[str]) -> dict[str, str]:
+    """The tasks of ``env_ids`` that ``impl`` says it does not handle by design, with its
+    reason (its optional ``unsupported(env_id)``; without it every task is supported)."""
+    ask = getattr(impl, "unsupported", None)
+    if not callable(ask):
+        return {}
+    reasons = {env_id: ask(env_id) for env_id in dict.fromkeys(env_ids)}
+    return {env_id: str(why) for env_id, why in reasons.items() if why}
 
 
 def registered() -> dict[str, str]:

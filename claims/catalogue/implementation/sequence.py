@@ -58,6 +58,7 @@ from claims.framework.impl import (
     UnderTest,
     capabilities,
     under_test,
+    unsupported_tasks,
 )
 from trpo_ref.deep.runtime import torch_threads
 
@@ -549,11 +550,17 @@ class StepSequenceClaim(Claim[StepBudget]):
         target = UnderTest(REFERENCE_SPEC) if control else under_test()
         plan = self.plan(budget, seed)
         with_delta = len({(s.delta, s.batch) for s in plan}) > 1
+        left_out = unsupported_tasks(target.load(), [s.env_id for s in plan])
+        plan = [s for s in plan if s.env_id not in left_out]
+        if not plan:
+            raise ImplementationError(f"{target.spec} handles none of the tier's tasks: "
+                                      + "; ".join(f"{t}: {w}" for t, w in left_out.items()))
         with seeded_bug(self.control_bug if control else None):
             runs = {spec.key(with_delta): cell for spec, cell in cells(target, plan).items()}
         config = {"impl": target.spec, "deltas": sorted({s.delta for s in plan}),
                   "seed": seed, "call_timeout_s": worker.call_timeout_s(),
-                  "isolation": worker.isolation()} | budget.to_json()
+                  "isolation": worker.isolation(),
+                  "tasks_not_supported": left_out} | budget.to_json()
         if control:
             config["seeded_bug"] = self.control_bug
         evidence = Evidence(self.id, tier, control, config, records_json(runs))
