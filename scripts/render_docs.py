@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:  # run as `python scripts/render_docs.py` from any
     sys.path.insert(0, str(ROOT))
 
 from claims.audit.fork_check import detection_markdown, mutant_markdown  # noqa: E402
+from claims.cli.audit import audit_markdown  # noqa: E402
 from claims.framework.core import TIERS  # noqa: E402
 from claims.framework.registry import all_claims  # noqa: E402
 from claims.framework.report import (  # noqa: E402
@@ -416,6 +417,22 @@ def render_mutants(ctx: Context, args: Sequence[str]) -> str:
             + ".")
 
 
+def render_audit(ctx: Context, args: Sequence[str]) -> str:
+    """``audit:DIR``: the verdict table (claim x library) of ``DIR/audit.json``, with the tier,
+    each library's suite commit and run time, and the libraries not audited."""
+    report = _load_json(ctx.root / args[0] / "audit.json")
+    lines = audit_markdown(report).splitlines()
+    start = lines.index("## Verdicts") + 2
+    end = next(i for i, line in enumerate(lines[start:], start) if not line)
+    runs = "; ".join(f"{lib['library']} `{(lib.get('commit') or '?')[:7]}`"
+                     f"{' (dirty)' if lib.get('dirty') else ''}, "
+                     f"{fmt_seconds(lib.get('runtime_s') or 0.0)}" for lib in report["libraries"])
+    missing = ", ".join(report.get("unavailable") or {}) or "none"
+    return "\n".join([
+        f"From {link(ctx, args[0] + '/README.md')} (tier {report['tier']}, seed "
+        f"{report['seed']}; {runs}; not audited: {missing}):", "", *lines[start:end]])
+
+
 def _budget_text(budget: Any) -> str:
     if budget is None:
         return "none (SKIPPED)"
@@ -543,6 +560,7 @@ RENDERERS: dict[str, Callable[[Context, Sequence[str]], str]] = {
     "trainings": render_trainings,
     "fork-check": render_fork_check,
     "mutants": render_mutants,
+    "audit": render_audit,
     "test-run": render_test_run,
     "perf": render_perf,
     "catalogue": render_catalogue,
