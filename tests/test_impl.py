@@ -152,6 +152,25 @@ def test_check_adapter_reports_an_adapter_that_raises(monkeypatch):
     assert "RuntimeError: NaN in the Fisher product" in findings[1].detail
 
 
+class DiscreteOnly(RaisingStep):
+    """Declares that it does not handle Box tasks; its step would raise if called."""
+
+    def unsupported(self, env_id):
+        return "categorical policies only" if env_id == "Hopper-v5" else None
+
+
+def test_check_adapter_leaves_out_the_tasks_an_adapter_declares_it_does_not_handle(monkeypatch):
+    from claims.framework.impl import check_adapter
+
+    module = types.ModuleType("discrete_only_impl")
+    module.factory = DiscreteOnly
+    monkeypatch.setitem(sys.modules, "discrete_only_impl", module)
+    findings = check_adapter("discrete_only_impl:factory", tasks=("Hopper-v5", "CartPole-v1"))
+    assert [(f.ok, f.what) for f in findings] == [
+        (True, "load"), (True, "tasks: Hopper-v5"), (False, "step on CartPole-v1")]
+    assert "categorical policies only" in findings[1].detail
+
+
 class LeakySnapshot(RaisingStep):
     """A snapshot that forgets the update's random state: a rerun differs."""
 
