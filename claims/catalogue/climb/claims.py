@@ -385,8 +385,9 @@ PAIRED_INTERVAL_DEVIATION = (
     "claim now uses Newcombe's square-and-add interval for paired proportions (method 10 of "
     "Newcombe 1998, one of the intervals Fagerland et al. 2014 recommend for paired binary "
     "data; it builds on the Wilson interval the other climb shares use), whose ends are not "
-    "tied to the lattice and whose coverage tests/test_stats.py measures exactly. Statistic, "
-    "threshold, family and tiers are unchanged; the report gives both verdicts (docs/climb.md)."
+    "tied to the lattice and whose coverage tests/test_stats_paired.py measures exactly. "
+    "Statistic, threshold, family and tiers are unchanged; docs/climb.md gives the verdicts "
+    "before and after."
 )
 
 
