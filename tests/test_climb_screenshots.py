@@ -94,3 +94,16 @@ def test_switched_overshoot_shows_what_the_readme_says():
     assert fall >= FALL_POINTS
     assert f"a {fall:.1f}-point fall at round {SWITCH_AT + 1}" in README
     assert f"then {sw.percent[-1]:.1f}% at the end" in README
+
+
+def test_switch_counts_quoted_are_the_committed_reports():
+    from claims.framework.runner import load_results
+
+    quoted = []
+    for tier in ("standard", "full"):
+        results = load_results(SHOTS.parent / f"{tier}-climb")
+        entry = next(e for e in results["claims"] if e["id"] == "climb.switch")
+        n = entry["verdict"]["n"]
+        quoted.append(f"{round(entry['verdict']['value'] * n)} of {n}")
+    assert f"{quoted[0]} members pass at the standard tier and {quoted[1]} at the full" \
+        in " ".join(README.split())
