@@ -13,12 +13,14 @@ The browser is the system's Chromium and chromedriver (Debian: ``apt-get install
 chromium-driver``), driven by selenium (the ``test`` extra). Each start gets a fresh profile
 directory (``--user-data-dir``) and the flags in :data:`CHROMIUM_FLAGS`, which keep it from
 touching the network or the machine's profile. Where Chromium, chromedriver or selenium is
-missing, the test is SKIPPED, naming what is missing: it never passes without looking.
+missing, the test is SKIPPED, naming what is missing: it never passes without looking; where
+the run required the browser (TRPO_CLAIMS_BROWSER=1 as root, as in CI) it FAILS instead.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +62,29 @@ def browser_unavailable() -> str | None:
     return None
 
 
+def browser_required() -> str | None:
+    """Why a missing browser is a failure here, not a skip (None where a skip is right): the
+    run asked for the browser (TRPO_CLAIMS_BROWSER=1, as .ci/run sets) as root with apt-get,
+    where scripts/setup.sh installs Chromium and its driver, so their absence is a broken
+    setup, not an absent browser."""
+    if os.environ.get("TRPO_CLAIMS_BROWSER") != "1":
+        return None
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        return None  # setup.sh could not install it: it said so, and the tests skip
+    return "TRPO_CLAIMS_BROWSER=1 as root with apt-get, where scripts/setup.sh installs it"
+
+
+def skip_or_fail_without_browser() -> None:
+    """Skip the test, naming what is missing, where no headless Chromium can start; fail
+    instead where the browser was required (:func:`browser_required`). Returns where it can."""
+    reason = browser_unavailable()
+    if reason is None:
+        return
+    if (required := browser_required()) is not None:
+        pytest.fail(f"headless Chromium unavailable although {required}: {reason}")
+    pytest.skip(f"headless Chromium unavailable: {reason}")
+
+
 def start_chromium(user_data_dir: Path, width: int, height: int = DEFAULT_HEIGHT) -> Any:
     """A selenium WebDriver on a new headless Chromium whose viewport is ``width`` x
     ``height`` CSS pixels, with a fresh profile in ``user_data_dir``. The caller quits it."""
@@ -92,9 +117,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...,
     """A function ``(width, height=900) -> WebDriver`` that starts headless Chromium with that
     viewport (each call a fresh profile); every driver started is quit at teardown. Skips the
     test, with the reason, where no browser can start."""
-    reason = browser_unavailable()
-    if reason is not None:
-        pytest.skip(f"headless Chromium unavailable: {reason}")
+    skip_or_fail_without_browser()
     drivers: list[Any] = []
 
     def start(width: int, height: int = DEFAULT_HEIGHT) -> Any:
@@ -112,9 +135,7 @@ def shared_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One headless Chromium for a whole test module (a start costs seconds); each test sets
     the viewport it needs with :func:`set_viewport`. Skips, with the reason, like
     :func:`chromium`."""
-    reason = browser_unavailable()
-    if reason is not None:
-        pytest.skip(f"headless Chromium unavailable: {reason}")
+    skip_or_fail_without_browser()
     driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"), 1366)
     yield driver
     driver.quit()

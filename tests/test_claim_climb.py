@@ -9,6 +9,7 @@ import pytest
 from claims.catalogue.climb.claims import (
     NO_QUICK_PROTOCOL,
     NO_QUICK_VERDICT,
+    PAIRED_INTERVAL_DEVIATION,
     PRESET_STATISTICS,
     ClimbCrawl,
     ClimbOvershoot,
@@ -32,7 +33,11 @@ from claims.catalogue.climb.family import (
     worst_fall_under_gain,
 )
 from claims.framework.core import Evidence, Kind, Status
-from claims.framework.stats import wilson_interval
+from claims.framework.stats import (
+    bootstrap_ci,
+    paired_proportion_difference_interval,
+    wilson_interval,
+)
 from trpo_ref.tabular import gridworld
 from trpo_ref.tabular.climb import settings_for
 
@@ -96,10 +101,9 @@ def test_no_quick_verdict_power_count(n, lowest_above, highest_below):
 
 @pytest.mark.standard
 @pytest.mark.parametrize("claim", CLAIMS, ids=IDS)
-def test_standard_tier_controls_where_supported(claim):
-    real, control = claim.decide(claim.run("standard")), claim.decide(claim.run("standard", True))
-    if real.status is Status.SUPPORTED:
-        assert control.status is Status.REFUTED, control.message
+def test_standard_tier_controls_are_refuted(claim):
+    control = claim.decide(claim.run("standard", control=True))
+    assert control.status is Status.REFUTED, control.message
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=IDS)
@@ -131,6 +135,30 @@ def test_overshoot_statistic_recomputed(runs):
     verdict = ClimbOvershoot().decide(evidence)
     assert verdict.value == pytest.approx((crash_no.astype(float) - crash_tr).mean())
     assert evidence.summary["p_crash_no_trust_region"] == crash_no.mean()
+
+
+def test_overshoot_interval_is_newcombes_on_the_paired_table(runs):
+    """The paired difference's interval is Newcombe's square-and-add on the members' 2x2 table
+    of crashes (PAIRED_INTERVAL_DEVIATION), for the claim and for its control."""
+    for evidence in runs["climb.overshoot"]:
+        no = np.asarray(evidence.data["crash_no_trust_region"]) > 0
+        tr = np.asarray(evidence.data["crash_trust_region"]) > 0
+        table = (np.sum(no & tr), np.sum(no & ~tr), np.sum(~no & tr), np.sum(~no & ~tr))
+        verdict = ClimbOvershoot().decide(evidence)
+        assert verdict.ci == paired_proportion_difference_interval(*map(int, table))
+    assert PAIRED_INTERVAL_DEVIATION in ClimbOvershoot.deviations
+    assert "Newcombe's 95% square-and-add interval" in ClimbOvershoot.protocol
+
+
+def test_the_standard_control_table_decides_against_the_threshold():
+    """The table behind the deviation: the standard tier's control (13 members where only the
+    unconstrained step crashed, 5 where only the broken trust region did, 9 both, 5 neither;
+    reports/standard-climb) has a percentile-bootstrap upper end on the lattice point 16/32 =
+    0.5, and a Newcombe upper end below it."""
+    both, first, second, neither = 9, 13, 5, 5
+    diffs = np.repeat([0.0, 1.0, -1.0, 0.0], [both, first, second, neither])
+    assert bootstrap_ci(diffs, np.mean, alpha=0.05)[1] == 0.5
+    assert paired_proportion_difference_interval(both, first, second, neither)[1] < 0.5
 
 
 def test_too_wide_statistic_is_the_smaller_mean(runs):
@@ -221,9 +249,10 @@ def test_plot_climb_on_the_seed_scale(tmp_path):
 
 
 # The committed evidence (reports/standard-climb, reports/full-climb): where the control's verdict
-# equals the claim's, the check cannot tell the control from the real rule. Measured: only
-# climb.overshoot at the standard tier (both INCONCLUSIVE; docs/climb.md says so).
-CONTROL_NOT_TOLD_APART = {("standard", "climb.overshoot")}
+# equals the claim's, the check cannot tell the control from the real rule. Measured: none since
+# climb.overshoot's interval is Newcombe's (with the percentile bootstrap, its standard-tier
+# control was INCONCLUSIVE like the claim; docs/climb.md).
+CONTROL_NOT_TOLD_APART: set[tuple[str, str]] = set()
 
 
 def test_committed_climb_evidence_tells_each_control_from_its_claim():
@@ -238,8 +267,7 @@ def test_committed_climb_evidence_tells_each_control_from_its_claim():
         assert {e["id"] for e in results["claims"]} == set(IDS)
         for entry in results["claims"]:
             real, control = entry["verdict"]["status"], entry["control"]["verdict"]["status"]
-            if real == "SUPPORTED":
-                assert control == "REFUTED", (tier, entry["id"])
+            assert control == "REFUTED", (tier, entry["id"])  # every control, every tier
             if real == control:
                 same.add((tier, entry["id"]))
     assert same == CONTROL_NOT_TOLD_APART

@@ -78,6 +78,40 @@ def wilson_interval(successes: int, n: int, *, alpha: float = 0.05) -> tuple[flo
     return float(lo), float(hi)
 
 
+def paired_proportion_difference_interval(
+    both: int, first_only: int, second_only: int, neither: int, *, alpha: float = 0.05
+) -> tuple[float, float]:
+    """Newcombe's square-and-add (MOVER-Wilson) interval for p1 - p2 on paired binary data.
+
+    Counts of the paired 2x2 table over n = sum pairs: ``both`` (1, 1), ``first_only`` (1, 0),
+    ``second_only`` (0, 1), ``neither`` (0, 0); p1 - p2 = (first_only - second_only) / n.
+    Newcombe (1998, Stat. Med. 17:2635), method 10: the Wilson intervals (l_i, u_i) of the two
+    marginal shares are combined with the correlation phi of the pair,
+    lower = d - sqrt((p1 - l1)^2 - 2 phi (p1 - l1)(u2 - p2) + (u2 - p2)^2), the upper end
+    alike; phi = C / sqrt(product of the four margins), C = ad - bc less n/2 when above n/2,
+    0 when in [0, n/2], ad - bc when negative (0 when a margin is empty). One of the intervals
+    Fagerland, Lydersen & Laake (2014, Stat. Med. 33:2850) recommend for paired
+    proportions: close to nominal coverage at small n, ends not tied to the 1/n lattice the
+    difference's percentile bootstrap lives on.
+    """
+    counts = (both, first_only, second_only, neither)
+    if any(int(c) != c or c < 0 for c in counts) or sum(counts) < 1:
+        raise ValueError(f"need non-negative integer counts with a positive total, got {counts}")
+    a, b, c, d = (int(x) for x in counts)
+    n = a + b + c + d
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_interval(a + b, n, alpha=alpha)
+    l2, u2 = wilson_interval(a + c, n, alpha=alpha)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    corrected = cross - n / 2 if cross > n / 2 else (0.0 if cross >= 0 else cross)
+    phi = corrected / np.sqrt(float(margins)) if margins > 0 else 0.0
+    down = np.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+    up = np.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    diff = p1 - p2
+    return float(max(-1.0, diff - down)), float(min(1.0, diff + up))
+
+
 def loglog_slope(
     x: np.ndarray, y: np.ndarray, *, alpha: float = 0.05
 ) -> tuple[float, tuple[float, float]]:

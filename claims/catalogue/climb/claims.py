@@ -49,7 +49,11 @@ from claims.catalogue.climb.family import (
 from claims.framework.core import Budget, Claim, DecisionRule, Evidence, Kind, Verdict
 from claims.framework.plotting import pyplot
 from claims.framework.registry import register
-from claims.framework.stats import bootstrap_ci, wilson_interval
+from claims.framework.stats import (
+    bootstrap_ci,
+    paired_proportion_difference_interval,
+    wilson_interval,
+)
 from trpo_ref.tabular.climb import TRUST_REGION, ClimbSettings, settings_for
 
 SAGE, CLAY, GREY = "#7d9b76", "#c8754a", "#8a8a8a"
@@ -371,6 +375,32 @@ _NO_TR_CONTROL = (
 )
 
 
+# The overshoot claim's interval, changed AFTER seeing the standard-tier control (below).
+PAIRED_INTERVAL_DEVIATION = (
+    "Interval changed after seeing a run: the declared protocol judged the paired difference "
+    "in crash rate with a percentile bootstrap over members. At the standard tier (32 members) "
+    "the negative control's interval was [0, 0.5] against '>= 0.5' (INCONCLUSIVE): the "
+    "bootstrap distribution of a mean of n values in {-1, 0, 1} lives on the lattice k/n, so "
+    "its ends are lattice values and the upper one landed exactly on the threshold 16/32. The "
+    "claim now uses Newcombe's square-and-add interval for paired proportions (method 10 of "
+    "Newcombe 1998, one of the intervals Fagerland et al. 2014 recommend for paired binary "
+    "data; it builds on the Wilson interval the other climb shares use), whose ends are not "
+    "tied to the lattice and whose coverage tests/test_stats_paired.py measures exactly. "
+    "Statistic, threshold, family and tiers are unchanged; docs/climb.md gives the verdicts "
+    "before and after."
+)
+
+
+def _paired_difference_ci(first: np.ndarray, second: np.ndarray
+                          ) -> tuple[float, tuple[float, float]]:
+    """Mean of 1[first] - 1[second] over paired 0/1 columns, and its Newcombe interval."""
+    x, y = np.asarray(first) > 0.5, np.asarray(second) > 0.5
+    counts = (int(np.sum(x & y)), int(np.sum(x & ~y)), int(np.sum(~x & y)),
+              int(np.sum(~x & ~y)))
+    return float(np.mean(x) - np.mean(y)), \
+        paired_proportion_difference_interval(*counts, alpha=ALPHA)
+
+
 @dataclass(frozen=True)
 class OvershootMember(MemberValues):
     """climb.overshoot, per member: the worst one-round fall under a promised gain per arm."""
@@ -400,14 +430,16 @@ class ClimbOvershoot(_FamilyClaim):
         "0.02), both on that member's estimate. Per run: the worst one-round fall of the true "
         "return (" + SCALE + ") among rounds whose surrogate predicted a gain; a crash is a "
         f"fall of >= {CRASH_POINTS:g} points. Statistic: the paired difference in crash rate, "
-        "mean over members of 1[no-trust-region crashed] - 1[trust region crashed], with a "
-        "95% percentile-bootstrap interval over members. " + PRESET_RULE + NO_QUICK_PROTOCOL
+        "mean over members of 1[no-trust-region crashed] - 1[trust region crashed], with "
+        "Newcombe's 95% square-and-add interval for paired proportions (it replaced a "
+        "percentile bootstrap over members; see the deviations). " + PRESET_RULE
+        + NO_QUICK_PROTOCOL
     )
     negative_control = _NO_TR_CONTROL
     control_variant = "trust-region-without-kl-test"
     control_arms = frozenset({"trust region"})
     budgets: ClassVar[dict[str, ClimbBudget | None]] = _budgets(quick=False)
-    deviations = (NO_QUICK_VERDICT,)
+    deviations = (NO_QUICK_VERDICT, PAIRED_INTERVAL_DEVIATION)
     rule = DecisionRule(
         statistic="paired difference in P(fall >= 10 points under a promised gain), "
         "no trust region minus trust region (delta 0.02)",
@@ -454,7 +486,7 @@ class ClimbOvershoot(_FamilyClaim):
         if (v := _too_few(evidence.data)) is not None:
             return v
         n, m = n_members(evidence.data), OvershootMember.columns(evidence.data)
-        stat, ci = _mean_ci(np.subtract(m.crash_no_trust_region, m.crash_trust_region))
+        stat, ci = _paired_difference_ci(m.crash_no_trust_region, m.crash_trust_region)
         s = evidence.summary
         message = (
             f"over {n} members: P(crash) without a trust region "
@@ -715,8 +747,11 @@ class ClimbTooWide(_FamilyClaim):
 
     def summarize(self, data: Mapping[str, Any]) -> dict[str, Any]:
         m = TooWideMember.columns(data)
+        both = m.extra_fall.size >= 2  # an interval needs two members
         return {"mean_extra_fall": float(np.mean(m.extra_fall)),
+                "mean_extra_fall_ci": _mean_ci(m.extra_fall)[1] if both else (np.nan, np.nan),
                 "mean_shortfall": float(np.mean(m.shortfall)),
+                "mean_shortfall_ci": _mean_ci(m.shortfall)[1] if both else (np.nan, np.nan),
                 "median_final_wide": float(np.median(m.final_wide)),
                 "median_final_narrow": float(np.median(m.final_narrow)),
                 "share_both_worse": float(np.mean((m.extra_fall > 0) & (m.shortfall > 0)))}
@@ -730,8 +765,9 @@ class ClimbTooWide(_FamilyClaim):
         idx = np.arange(w.size, dtype=float)
         ci = bootstrap_ci(idx, _min_of_means(w, lo), alpha=ALPHA)
         message = (
-            f"over {w.size} members: mean extra fall {s['mean_extra_fall']:.2f} points, mean "
-            f"shortfall {s['mean_shortfall']:.2f} points (final return median "
+            f"over {w.size} members: mean extra fall {s['mean_extra_fall']:.2f} points "
+            f"{_fmt_ci(s['mean_extra_fall_ci'])}, mean shortfall {s['mean_shortfall']:.2f} "
+            f"points {_fmt_ci(s['mean_shortfall_ci'])} (95% bootstrap; final return median "
             f"{s['median_final_wide']:.1f}% with delta 0.5, {s['median_final_narrow']:.1f}% with "
             f"0.02); both worse in {s['share_both_worse']:.0%} of members."
         )
