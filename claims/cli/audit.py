@@ -1,7 +1,9 @@
 """``trpo-claims audit``: the implementation claims on every installed TRPO adapter at a tier,
 one comparative report (issue 13, item 6).
 
-For each library in :data:`LIBRARIES` whose adapter imports, the claims that judge any
+For each library in :data:`LIBRARIES` whose adapter imports (trpo_ref first: the paper-faithful
+reference at the same tier, so a verdict the reference gets too reads as the claim's, not the
+library's), the claims that judge any
 implementation (those with a ``requires``: the step claims, and the training claims where the
 adapter can train) run at the tier into ``OUT/LIBRARY/`` (results.json, report.md), without the
 negative controls (they patch trpo_ref and are the same for every library: ``trpo-claims run``
@@ -40,6 +42,7 @@ from claims.catalogue.implementation.sequence import forget_updates
 from claims.framework import registry
 from claims.framework.core import DEFAULT_TIER, TIERS, Claim
 from claims.framework.impl import (
+    REFERENCE_SPEC,
     ImplementationError,
     UnderTest,
     capabilities,
@@ -51,7 +54,8 @@ from claims.framework.runner import previous_run, run_claims, run_plan
 from claims.framework.serialize import write_json_atomic, write_text_atomic
 from trpo_ref.deep.runtime import torch_threads
 
-LIBRARIES = {  # report name -> adapter spec
+LIBRARIES = {  # report name -> adapter spec; the reference first, as the column to read against
+    "trpo_ref": REFERENCE_SPEC,
     "sb3_contrib": "claims.adapters.sb3_contrib:factory",
     "tianshou": "claims.adapters.tianshou:factory",
     "pfrl": "claims.adapters.pfrl:factory",
