@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:  # run as `python scripts/render_docs.py` from any
     sys.path.insert(0, str(ROOT))
 
 from claims.audit.fork_check import detection_markdown, mutant_markdown  # noqa: E402
-from claims.cli.audit import audit_markdown  # noqa: E402
+from claims.cli.audit import LIBRARIES, audit_markdown  # noqa: E402
 from claims.framework.core import TIERS  # noqa: E402
 from claims.framework.registry import all_claims  # noqa: E402
 from claims.framework.report import (  # noqa: E402
@@ -428,9 +428,12 @@ def render_audit(ctx: Context, args: Sequence[str]) -> str:
                      f"{' (dirty)' if lib.get('dirty') else ''}, "
                      f"{fmt_seconds(lib.get('runtime_s') or 0.0)}" for lib in report["libraries"])
     missing = ", ".join(report.get("unavailable") or {}) or "none"
+    done = {lib["library"] for lib in report["libraries"]} | set(report.get("unavailable") or {})
+    pending = ", ".join(name for name in LIBRARIES if name not in done)
     return "\n".join([
         f"From {link(ctx, args[0] + '/README.md')} (tier {report['tier']}, seed "
-        f"{report['seed']}; {runs}; not audited: {missing}):", "", *lines[start:end]])
+        f"{report['seed']}; {runs}; not audited: {missing}"
+        + (f"; not yet run: {pending}" if pending else "") + "):", "", *lines[start:end]])
 
 
 def _budget_text(budget: Any) -> str:

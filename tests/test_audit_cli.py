@@ -103,3 +103,20 @@ def test_a_run_of_another_plan_is_not_kept(tmp_path):
                                   ids=["impl.kl_within_delta"], spec=REFERENCE_SPEC) is None
     assert audit_cli.finished_run(tmp_path / "ref", tier="standard", seed=0,
                                   ids=["impl.kl_within_delta"], spec=REFERENCE_SPEC) is not None
+
+
+def test_libraries_not_yet_run_are_named_with_how_to_resume():
+    table = audit_cli.audit_markdown({"tier": "standard", "seed": 0, "libraries": [],
+                                      "unavailable": {"skrl": "cannot import"}})
+    pending = table.split("## Not yet run at this tier")[1].split("## Not audited")[0]
+    assert "trpo_ref" in pending and "tianshou" in pending and "skrl" not in pending
+
+
+def test_report_only_rebuilds_the_audit_from_the_results_in_out(tmp_path):
+    _complete_run(tmp_path, "tianshou", "claims.adapters.tianshou:factory",
+                  ["impl.kl_within_delta"], tier="standard")
+    _complete_run(tmp_path, "pfrl", "claims.adapters.pfrl:factory", ["impl.kl_within_delta"])
+    report = audit_cli.rebuild("standard", 0, tmp_path)
+    assert [line["library"] for line in report["libraries"]] == ["tianshou"]  # pfrl: quick
+    readme = (tmp_path / "README.md").read_text()
+    assert "| impl.kl_within_delta | SUPPORTED 1 |" in readme and "## Not yet run" in readme

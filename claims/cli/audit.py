@@ -224,6 +224,32 @@ def audit(tier: str = DEFAULT_TIER, libraries: dict[str, str] | None = None, see
     return write()
 
 
+def rebuild(tier: str = DEFAULT_TIER, seed: int = 0,
+            out: Path | str = Path("reports") / "audit") -> dict[str, Any]:
+    """Rewrite ``OUT/audit.json`` and ``OUT/README.md`` from the libraries' results.json files
+    already in ``OUT`` (complete or not) at ``tier`` and ``seed``, with the current mutant
+    detection reports; nothing runs. The unavailable list is kept from the earlier audit.json."""
+    out = Path(out)
+    try:
+        earlier = json.loads((out / "audit.json").read_text())
+    except (OSError, ValueError):
+        earlier = {}
+    unavailable = dict(NOT_INSTALLABLE) | dict(earlier.get("unavailable") or {})
+    lines = []
+    for name, spec in LIBRARIES.items():
+        try:
+            results = previous_run(out / name)
+        except Exception:
+            results = None
+        if results is not None and results.get("tier") == tier and results.get("seed") == seed:
+            lines.append(summarize(name, spec, results))
+            unavailable.pop(name, None)
+    report = {"tier": tier, "seed": seed, "libraries": lines, "unavailable": unavailable}
+    write_json_atomic(out / "audit.json", report)
+    write_text_atomic(out / "README.md", audit_markdown(report))
+    return report
+
+
 def _value(v: Any) -> str:
     try:
         return f"{float(v):.3g}"
@@ -297,6 +323,12 @@ def audit_markdown(report: dict[str, Any]) -> str:
                      f"{len(m['false_alarms'] or [])} | "
                      f"{'yes' if m['clean_reference_passes'] else 'NO'} | "
                      f"{', '.join(m['missed'] or [])} |")
+    pending = [name for name in LIBRARIES
+               if name not in {lib["library"] for lib in libs} | set(report["unavailable"])]
+    if pending:
+        lines += ["", "## Not yet run at this tier", "",
+                  f"{', '.join(pending)}: the same command resumes the audit and runs them "
+                  "(finished libraries and trainings are kept)."]
     if report["unavailable"]:
         lines += ["", "## Not audited", ""]
         lines += [f"- {name}: {why}" for name, why in report["unavailable"].items()]
@@ -317,9 +349,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="job cache of the trainings (default OUT/jobs)")
     parser.add_argument("--restart", action="store_true",
                         help="rerun libraries whose complete run of the same plan is in OUT")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite OUT/audit.json and OUT/README.md from the results already "
+                             "in OUT (and the current mutant reports); run nothing")
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.report_only:
+        rebuild(args.tier, args.seed, args.out)
+        print(f"wrote {args.out / 'README.md'} and {args.out / 'audit.json'}")
+        return 0
     chosen = {n: s for n, s in LIBRARIES.items() if not args.library or n in args.library}
     audit(args.tier, chosen, args.seed, args.out, progress=sys.stdout, cache=args.cache,
           restart=args.restart)
