@@ -430,6 +430,15 @@ def render_audit(ctx: Context, args: Sequence[str]) -> str:
     missing = ", ".join(report.get("unavailable") or {}) or "none"
     done = {lib["library"] for lib in report["libraries"]} | set(report.get("unavailable") or {})
     pending = ", ".join(name for name in LIBRARIES if name not in done)
+    mutants = []
+    for lib in report["libraries"]:
+        m = lib.get("mutants")
+        mutants.append("" if not m else f"{m['bugs_caught']} of {m['bugs_applicable']} caught, "
+                       f"{len(m['false_alarms'] or [])} false alarms (tier {m['tier']})")
+    if any(mutants):
+        lines.insert(end, "| mutants of its update (`fork-check --mutants`) | "
+                     + " | ".join(mutants) + " |")
+        end += 1
     return "\n".join([
         f"From {link(ctx, args[0] + '/README.md')} (tier {report['tier']}, seed "
         f"{report['seed']}; {runs}; not audited: {missing}"
