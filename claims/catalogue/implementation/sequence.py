@@ -212,19 +212,6 @@ def fisher_coordinates(old: ActionDistributions, new: ActionDistributions) -> np
     return np.concatenate([((m1 - m0) / s0).ravel(), (math.sqrt(2) * np.log(s1 / s0)).ravel()])
 
 
-def direction(step: StepOutcome, reference: StepOutcome) -> tuple[float, float]:
-    """(cosine, length ratio) of ``step`` against ``reference`` (taken at delta /
-    REFERENCE_SHRINK from the same state) in :func:`fisher_coordinates`; nan when either is
-    empty or not finite."""
-    with np.errstate(all="ignore"):
-        x = fisher_coordinates(step.old, step.new)
-        y = fisher_coordinates(reference.old, reference.new)
-        nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
-        if not (nx > 0 and ny > 0 and math.isfinite(nx) and math.isfinite(ny)):
-            return math.nan, math.nan
-        return float(x @ y) / (nx * ny), nx / (math.sqrt(REFERENCE_SHRINK) * ny)
-
-
 def _coordinates(outcome: StepOutcome | None) -> np.ndarray | None:
     """Fisher coordinates of a nonzero, finite step; None for anything else (no direction)."""
     if not isinstance(outcome, StepOutcome):
@@ -253,7 +240,7 @@ def direction_chain(step: StepOutcome, rerun: Callable[[float], StepOutcome | No
     App. C's candidates theta_old + b^k beta s lie on one parameter ray; the natural step at
     f delta is sqrt(f) beta s (eq. (12)'s quadratic model scales the step as sqrt(delta)), so
     the reruns trace the same ray. Seen in :func:`fisher_coordinates` that ray is a curve,
-    bent by the network and the softmax: its points at lengths 10x apart can differ by 45
+    bent by the network and the softmax: its points at lengths 10x apart can differ by 46
     degrees (trpo_ref on CartPole at delta 0.03: cosine 0.69). So the step is not compared with
     the delta / REFERENCE_SHRINK rerun alone: the chain starts with that pair, and a link whose
     cosine is below :data:`COS_SPLIT` is split by the rerun at the geometric mean of its two
