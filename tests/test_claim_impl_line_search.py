@@ -181,7 +181,7 @@ def curved(t, bend=1.5):
     return moved([t, bend * t * t])
 
 
-def line_search(ray, t_accept=0.7, backtrack=0.8, turn_to=None):
+def backtracking(ray, t_accept=0.7, backtrack=0.8, turn_to=None):
     """An update at fraction f of delta from one state: the full step sqrt(f) s (eq. (12)'s
     scale), then backtrack^k of it until a candidate is acceptable (length <= t_accept);
     ``turn_to``: once the full step fails, the candidates lie along that ray instead."""
@@ -198,7 +198,7 @@ def line_search(ray, t_accept=0.7, backtrack=0.8, turn_to=None):
 
 def test_direction_chain_of_a_straight_ray_is_one_rerun():
     asked = []
-    update = line_search(lambda t: moved([t, 0.5 * t]))
+    update = backtracking(lambda t: moved([t, 0.5 * t]))
 
     def rerun(f):
         asked.append(f)
@@ -215,7 +215,7 @@ def test_direction_chain_follows_a_curved_ray_the_single_comparison_refutes():
     """A correct backtracking line search on a bent ray: against the delta / 100 step alone
     the accepted step (0.8^2 of the full one) turned by cosine 0.82, a false alarm; along the
     chain of reruns no link turns below COS_MIN."""
-    update = line_search(curved)
+    update = backtracking(curved)
     step = update(1.0)
     x, x_ref = fisher_coordinates(step.old, step.new), fisher_coordinates(OLD, update(0.01).new)
     single = float(x @ x_ref / (np.linalg.norm(x) * np.linalg.norm(x_ref)))
@@ -231,13 +231,13 @@ def test_direction_chain_follows_a_curved_ray_the_single_comparison_refutes():
 ])
 def test_direction_chain_refutes_a_step_turned_once_the_full_step_fails(turn_to):
     for ray in (curved, lambda t: moved([t, 0.0])):
-        update = line_search(ray, turn_to=turn_to)
+        update = backtracking(ray, turn_to=turn_to)
         cos, _ = direction_chain(update(1.0), update)
         assert cos < COS_MIN
 
 
 def test_direction_chain_skips_a_failed_rerun():
-    update = line_search(curved)
+    update = backtracking(curved)
     cos, _ = direction_chain(update(1.0), lambda f: None if 0.01 < f < 1 else update(f))
     assert cos < COS_MIN  # no rerun between: the long link stays as it is
     assert all(math.isnan(v) for v in direction_chain(update(1.0), lambda f: None))
@@ -246,7 +246,7 @@ def test_direction_chain_skips_a_failed_rerun():
 def test_the_parent_recomputes_the_chain_from_the_workers_reruns():
     """read_cell: the reruns come keyed by fraction of delta; a malformed one is missing."""
     batch = StepBatch("T", np.zeros((1, 1)), np.zeros((1, 2)), np.ones(1))
-    update = line_search(curved)
+    update = backtracking(curved)
     reruns = {}
 
     def rerun(f):
