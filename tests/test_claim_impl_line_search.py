@@ -11,13 +11,15 @@ import pytest
 
 from claims.catalogue.implementation import line_search
 from claims.catalogue.implementation.sequence import (
+    COS_MIN,
     Cell,
     Crash,
     UpdateRecord,
-    direction,
+    direction_chain,
     fisher_coordinates,
     forget_updates,
     probe_batch,
+    read_cell,
     records_json,
 )
 from claims.faults.forks import seeded_bug
@@ -166,14 +168,99 @@ def test_fisher_coordinates_by_hand():
                                                       * math.log(2 / 3)])
 
 
-def test_direction_of_parallel_and_turned_steps():
-    old = gaussian([[0.0, 0.0]], [[1.0, 1.0]])
-    ten = StepOutcome(old, gaussian([[0.1, 0.1]], [[1.0, 1.0]]))
-    one = StepOutcome(old, gaussian([[0.01, 0.01]], [[1.0, 1.0]]))
-    turned = StepOutcome(old, gaussian([[0.1, -0.1]], [[1.0, 1.0]]))
-    assert direction(ten, one) == pytest.approx((1.0, 1.0))  # 10x the delta / 100 step: full
-    assert direction(turned, one)[0] == pytest.approx(0.0, abs=1e-12)
-    assert all(math.isnan(v) for v in direction(StepOutcome(old, old), one))
+OLD = gaussian([[0.0, 0.0]], [[1.0, 1.0]])
+
+
+def moved(x):
+    """The step from OLD to the Gaussian whose Fisher coordinates are x (sigma = 1)."""
+    return StepOutcome(OLD, gaussian([x], [[1.0, 1.0]]))
+
+
+def curved(t, bend=1.5):
+    """A parameter ray seen in Fisher coordinates: bent, as the network bends it."""
+    return moved([t, bend * t * t])
+
+
+def backtracking(ray, t_accept=0.7, backtrack=0.8, turn_to=None):
+    """An update at fraction f of delta from one state: the full step sqrt(f) s (eq. (12)'s
+    scale), then backtrack^k of it until a candidate is acceptable (length <= t_accept);
+    ``turn_to``: once the full step fails, the candidates lie along that ray instead."""
+    def update(f):
+        t = math.sqrt(f)
+        if t <= t_accept:
+            return ray(t)
+        shorter = turn_to or ray
+        while t > t_accept:
+            t *= backtrack
+        return shorter(t)
+    return update
+
+
+def test_direction_chain_of_a_straight_ray_is_one_rerun():
+    asked = []
+    update = backtracking(lambda t: moved([t, 0.5 * t]))
+
+    def rerun(f):
+        asked.append(f)
+        return update(f)
+
+    assert direction_chain(update(1.0), rerun) == pytest.approx((1.0, 0.64))  # 0.8^2 of it
+    assert asked == [0.01]  # the delta / 100 step alone: straight already
+    asked.clear()
+    assert all(math.isnan(v) for v in direction_chain(StepOutcome(OLD, OLD), rerun))
+    assert asked == []  # a rejected update is not rerun
+
+
+def test_direction_chain_follows_a_curved_ray_the_single_comparison_refutes():
+    """A correct backtracking line search on a bent ray: against the delta / 100 step alone
+    the accepted step (0.8^2 of the full one) turned by cosine 0.82, a false alarm; along the
+    chain of reruns no link turns below COS_MIN."""
+    update = backtracking(curved)
+    step = update(1.0)
+    x, x_ref = fisher_coordinates(step.old, step.new), fisher_coordinates(OLD, update(0.01).new)
+    single = float(x @ x_ref / (np.linalg.norm(x) * np.linalg.norm(x_ref)))
+    assert single < COS_MIN
+    cos, ratio = direction_chain(step, update)
+    assert cos >= COS_MIN and cos > 0.97
+    assert ratio == pytest.approx(np.linalg.norm(x) / (10 * np.linalg.norm(x_ref)))
+
+
+@pytest.mark.parametrize("turn_to", [
+    lambda t: moved([0.6 * t, -0.8 * t]),  # the gradient instead of the natural direction
+    lambda t: curved(t, bend=-1.5),  # another curve (re-solved per candidate)
+])
+def test_direction_chain_refutes_a_step_turned_once_the_full_step_fails(turn_to):
+    for ray in (curved, lambda t: moved([t, 0.0])):
+        update = backtracking(ray, turn_to=turn_to)
+        cos, _ = direction_chain(update(1.0), update)
+        assert cos < COS_MIN
+
+
+def test_direction_chain_skips_a_failed_rerun():
+    update = backtracking(curved)
+    cos, _ = direction_chain(update(1.0), lambda f: None if 0.01 < f < 1 else update(f))
+    assert cos < COS_MIN  # no rerun between: the long link stays as it is
+    assert all(math.isnan(v) for v in direction_chain(update(1.0), lambda f: None))
+
+
+def test_the_parent_recomputes_the_chain_from_the_workers_reruns():
+    """read_cell: the reruns come keyed by fraction of delta; a malformed one is missing."""
+    batch = StepBatch("T", np.zeros((1, 1)), np.zeros((1, 2)), np.ones(1))
+    update = backtracking(curved)
+    reruns = {}
+
+    def rerun(f):
+        reruns[f] = update(f)
+        return reruns[f]
+
+    step = update(1.0)
+    expected = direction_chain(step, rerun)
+    record = read_cell([("update", 1, step, reruns, [])], batch).records[0]
+    assert (record.direction_cos, record.length_ratio) == pytest.approx(expected)
+    broken = reruns | {f: StepOutcome(OLD, gaussian([[math.nan, 0.0]], [[1.0, 1.0]]))
+                       for f in reruns if f != 0.01}
+    record = read_cell([("update", 1, step, broken, [])], batch).records[0]
+    assert record.direction_cos < COS_MIN  # as with failed reruns: the long link is judged
 
 
 def test_probe_batches_reward_and_punish_the_likely_actions():

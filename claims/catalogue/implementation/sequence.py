@@ -18,8 +18,8 @@ the paper's definitions,
   pi_new(a_n | s_n) / pi_old(a_n | s_n) and the batch's standardized advantages (eq. 14);
 - whether the policy is exactly unchanged (a rejected update, bit for bit);
 - where the implementation offers the ``snapshot`` capability and the cell asks for it, the
-  direction of the step against the implementation's own short step from the same state
-  (:func:`fisher_coordinates`),
+  direction of the step against the implementation's own shorter steps from the same state
+  (:func:`direction_chain`, in :func:`fisher_coordinates`),
 
 and, when the implementation fails inside the cell, a :class:`Crash`: which update, what it
 raised (or that it hung, died, or returned something malformed) and the state it left, read by
@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -64,6 +64,14 @@ from trpo_ref.deep.runtime import torch_threads
 
 BATCHES = ("real", "sharpen", "broaden")
 REFERENCE_SHRINK = 100.0  # the direction reference is an update at delta / 100 (steps 10x shorter)
+# impl.ls_direction: the sharpest turn allowed along the chain (:func:`direction_chain`)
+COS_MIN = 0.9
+# the chain: neighbours whose cosine is below COS_SPLIT are split by a rerun between them, at
+# most CHAIN_DEPTH times, so the finest links span a factor REFERENCE_SHRINK ** (1 / 2 **
+# (CHAIN_DEPTH + 1)) = 10 ** (1 / 8) ~ 1.33 in the step's length; COS_SPLIT above COS_MIN so
+# that a smooth curve's links are measured straightened, not just past the rule
+COS_SPLIT = 0.99
+CHAIN_DEPTH = 3
 
 
 @dataclass(frozen=True)
@@ -72,8 +80,9 @@ class UpdateRecord:
     kl_max: float  # its largest value over the batch's states
     surrogate_gain: float  # L(pi_new) - L(pi_old) with the batch's standardized advantages
     unchanged: bool  # the new distributions equal the old ones bit for bit
-    # cosine, in Fisher coordinates, between this step and the implementation's own update at
-    # delta / REFERENCE_SHRINK from the same state (nan: not measured, or either step empty)
+    # cosine, in Fisher coordinates, of the sharpest turn along the chain of the
+    # implementation's own reruns from the same state that joins its update at delta /
+    # REFERENCE_SHRINK to this step (:func:`direction_chain`; nan: not measured, or a step empty)
     direction_cos: float = math.nan
     # |this step| / (sqrt(REFERENCE_SHRINK) |that step|), in the same coordinates: the fraction
     # of the full step applied, seen from outside (1: the full step; nan: not measured)
@@ -203,17 +212,66 @@ def fisher_coordinates(old: ActionDistributions, new: ActionDistributions) -> np
     return np.concatenate([((m1 - m0) / s0).ravel(), (math.sqrt(2) * np.log(s1 / s0)).ravel()])
 
 
-def direction(step: StepOutcome, reference: StepOutcome) -> tuple[float, float]:
-    """(cosine, length ratio) of ``step`` against ``reference`` (taken at delta /
-    REFERENCE_SHRINK from the same state) in :func:`fisher_coordinates`; nan when either is
-    empty or not finite."""
+def _coordinates(outcome: StepOutcome | None) -> np.ndarray | None:
+    """Fisher coordinates of a nonzero, finite step; None for anything else (no direction)."""
+    if not isinstance(outcome, StepOutcome):
+        return None
     with np.errstate(all="ignore"):
-        x = fisher_coordinates(step.old, step.new)
-        y = fisher_coordinates(reference.old, reference.new)
-        nx, ny = float(np.linalg.norm(x)), float(np.linalg.norm(y))
-        if not (nx > 0 and ny > 0 and math.isfinite(nx) and math.isfinite(ny)):
-            return math.nan, math.nan
-        return float(x @ y) / (nx * ny), nx / (math.sqrt(REFERENCE_SHRINK) * ny)
+        try:
+            x = fisher_coordinates(outcome.old, outcome.new)
+        except (ValueError, TypeError, AttributeError):
+            return None
+        norm = float(np.linalg.norm(x))
+    return x if norm > 0 and math.isfinite(norm) else None
+
+
+def _cosine(x: np.ndarray, y: np.ndarray) -> float:
+    if x.shape != y.shape:
+        return math.nan
+    return float(x @ y) / float(np.linalg.norm(x) * np.linalg.norm(y))
+
+
+def direction_chain(step: StepOutcome, rerun: Callable[[float], StepOutcome | None],
+                    depth: int = CHAIN_DEPTH) -> tuple[float, float]:
+    """(cosine of the sharpest turn, length ratio) of ``step`` (an update at delta) against the
+    implementation's own reruns from the same state: ``rerun(f)`` is its update at f delta
+    (None where it failed).
+
+    App. C's candidates theta_old + b^k beta s lie on one parameter ray; the natural step at
+    f delta is sqrt(f) beta s (eq. (12)'s quadratic model scales the step as sqrt(delta)), so
+    the reruns trace the same ray. Seen in :func:`fisher_coordinates` that ray is a curve,
+    bent by the network and the softmax: its points at lengths 10x apart can differ by 46
+    degrees (trpo_ref on CartPole at delta 0.03: cosine 0.69). So the step is not compared with
+    the delta / REFERENCE_SHRINK rerun alone: the chain starts with that pair, and a link whose
+    cosine is below :data:`COS_SPLIT` is split by the rerun at the geometric mean of its two
+    fractions f (half-way in log step length), at most ``depth`` times. On a smooth curve the
+    links straighten as they shorten; a line search that turns the step (another direction
+    once a candidate fails) puts a jump on the chain that no split removes. A rerun that
+    failed or left the policy unchanged has no direction: its link is not split. The length
+    ratio is |step| / (sqrt(REFERENCE_SHRINK) |delta / REFERENCE_SHRINK rerun|): the fraction
+    of the full step applied, seen from outside. nan, nan where the step or that rerun is
+    empty or not finite."""
+    x_step = _coordinates(step)
+    x_ref = None if x_step is None else _coordinates(rerun(1.0 / REFERENCE_SHRINK))
+    if x_step is None or x_ref is None:  # a rejected update is not rerun
+        return math.nan, math.nan
+
+    def sharpest(f_lo: float, x_lo: np.ndarray, f_hi: float, x_hi: np.ndarray,
+                 left: int) -> float:
+        cos = _cosine(x_lo, x_hi)
+        if not cos < COS_SPLIT or left == 0:
+            return cos
+        f_mid = math.sqrt(f_lo * f_hi)
+        x_mid = _coordinates(rerun(f_mid))
+        if x_mid is None:
+            return cos
+        return min(sharpest(f_lo, x_lo, f_mid, x_mid, left - 1),
+                   sharpest(f_mid, x_mid, f_hi, x_hi, left - 1))
+
+    turn = sharpest(1.0 / REFERENCE_SHRINK, x_ref, 1.0, x_step, depth)
+    ratio = float(np.linalg.norm(x_step)) / (math.sqrt(REFERENCE_SHRINK)
+                                              * float(np.linalg.norm(x_ref)))
+    return turn, ratio
 
 
 def measure_update(outcome: StepOutcome, batch: StepBatch) -> UpdateRecord:
@@ -230,6 +288,15 @@ def measure_update(outcome: StepOutcome, batch: StepBatch) -> UpdateRecord:
         gain = float(np.mean((ratio - 1.0) * batch.adv))
     return UpdateRecord(float(kl.mean()), float(kl.max()), gain,
                         same_distributions(outcome.old, outcome.new))
+
+
+def well_formed(outcome: Any, batch: StepBatch) -> bool:
+    """The outcome passes :func:`measure_update`'s validation."""
+    try:
+        measure_update(outcome, batch)
+    except ImplementationError:
+        return False
+    return True
 
 
 def state_after(before: ActionDistributions | None, after: Any, n: int) -> tuple[str, float]:
@@ -264,6 +331,26 @@ def _read_policy(impl: Any, call: Any, batch: StepBatch, delta: float) -> Any:
         return None
 
 
+def chain_reruns(impl: Any, call: Any, batch: StepBatch, delta: float, snapshot: Any,
+                 outcome: Any, limit: float) -> tuple[dict[float, StepOutcome], list[str]]:
+    """The reruns :func:`direction_chain` asks for to place ``outcome`` (each update at
+    fraction f of ``delta`` from ``snapshot``, keyed by f), and what the failed ones raised.
+    The parent recomputes the chain from them."""
+    reruns: dict[float, StepOutcome] = {}
+    errors: list[str] = []
+
+    def rerun(fraction: float) -> StepOutcome | None:
+        call(impl.set_state, snapshot)
+        try:
+            reruns[fraction] = call(impl.policy_step, batch, delta * fraction)
+        except Exception as error:  # the reruns are extra: the cell goes on
+            errors.append(worker.describe(error, limit)[1])
+        return reruns.get(fraction)
+
+    direction_chain(outcome, rerun)
+    return reruns, errors
+
+
 def cell_script(impl: Any, spec: CellSpec, batch: StepBatch, limit: float) -> worker.Script:
     """What the worker does for ``spec``: a fresh policy, the probe batch if asked for, then
     ``spec.updates`` updates, sending each raw result as soon as it exists."""
@@ -288,16 +375,14 @@ def cell_script(impl: Any, spec: CellSpec, batch: StepBatch, limit: float) -> wo
                 if reference:
                     snapshot = call(impl.get_state)
                 outcome = call(impl.policy_step, used, spec.delta)
-                ref, ref_error = None, None
+                reruns: dict[float, StepOutcome] = {}
+                rerun_errors: list[str] = []
                 if reference:
                     after = call(impl.get_state)
-                    call(impl.set_state, snapshot)
-                    try:
-                        ref = call(impl.policy_step, used, spec.delta / REFERENCE_SHRINK)
-                    except Exception as error:  # the reference is extra: the cell goes on
-                        ref_error = worker.describe(error, limit)[1]
+                    reruns, rerun_errors = chain_reruns(impl, call, used, spec.delta, snapshot,
+                                                        outcome, limit)
                     call(impl.set_state, after)
-                send(("update", stage, outcome, ref, ref_error))
+                send(("update", stage, outcome, reruns, rerun_errors))
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
                 raise
@@ -319,7 +404,7 @@ def read_cell(messages: list[tuple[Any, ...]], batch: StepBatch) -> Cell:
             before = message[1] if isinstance(message[1], ActionDistributions) else None
             batch = StepBatch(batch.env_id, batch.obs, batch.act, np.asarray(message[2]))
         elif tag == "update":
-            _, k, outcome, ref, _ref_error = message
+            _, k, outcome, reruns, _rerun_errors = message
             try:
                 record = measure_update(outcome, batch)
             except ImplementationError as error:
@@ -327,14 +412,11 @@ def read_cell(messages: list[tuple[Any, ...]], batch: StepBatch) -> Cell:
                 state, kl = state_after(before, new, n)
                 cell.crash = Crash(k, "invalid output", str(error), state, kl)
                 return cell
-            if isinstance(ref, StepOutcome) and not record.unchanged:
-                try:
-                    measure_update(ref, batch)
-                    cos, ratio = direction(outcome, ref)
-                    record = UpdateRecord(**(asdict(record) | {"direction_cos": cos,
-                                                               "length_ratio": ratio}))
-                except ImplementationError:
-                    pass  # a malformed reference step: the direction stays unmeasured
+            if isinstance(reruns, dict) and reruns and not record.unchanged:
+                valid = {f: r for f, r in reruns.items() if well_formed(r, batch)}
+                cos, ratio = direction_chain(outcome, valid.get)  # a malformed rerun: missing
+                record = UpdateRecord(**(asdict(record) | {"direction_cos": cos,
+                                                           "length_ratio": ratio}))
             cell.records.append(record)
             before = outcome.new
         elif tag == "crash":
