@@ -58,7 +58,8 @@ def names_in_use() -> dict[str, str]:
     used |= {name: "training_jobs.FAULTS" for name in training_jobs.FAULTS}
     used |= {name: "step.line_search.FAULTS" for name in step_line_search.FAULTS}
     for claim in registry.all_claims():
-        for attr in ("control_bug", "control_variant", "fault", "control_fault"):
+        for attr in ("control_bug", "control_variant", "fault", "control_fault",
+                     "mechanism_fault"):
             name = getattr(claim, attr, None)
             if isinstance(name, str) and name:
                 used[name] = f"{claim.id}.{attr}"
