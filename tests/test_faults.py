@@ -11,6 +11,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,8 +20,9 @@ from claims.catalogue import training_jobs
 from claims.catalogue.step import line_search as step_line_search
 from claims.faults import FAULTS, forks
 from claims.framework import registry
-from trpo_ref.deep import step
+from trpo_ref.deep import step, vine
 from trpo_ref.deep.policies import DiagGaussianMLP
+from trpo_ref.deep.trpo import TRPOConfig, make_env, make_policy
 
 CLAIMS_DIR = Path(__file__).resolve().parent.parent / "claims"
 UPDATE_FAULTS = [name for name, f in FAULTS.items() if f.kind == "update"]
@@ -56,7 +58,8 @@ def names_in_use() -> dict[str, str]:
     used |= {name: "training_jobs.FAULTS" for name in training_jobs.FAULTS}
     used |= {name: "step.line_search.FAULTS" for name in step_line_search.FAULTS}
     for claim in registry.all_claims():
-        for attr in ("control_bug", "control_variant", "fault", "control_fault"):
+        for attr in ("control_bug", "control_variant", "fault", "control_fault",
+                     "mechanism_fault"):
             name = getattr(claim, attr, None)
             if isinstance(name, str) and name:
                 used[name] = f"{claim.id}.{attr}"
@@ -144,9 +147,11 @@ def test_a_fault_is_taken_away_on_error_too():
 def test_the_paper_strategies_are_trpo_refs_own_functions():
     paper = step.PAPER
     assert (paper.line_search, paper.step_scale, paper.conjugate_gradient, paper.surrogate,
-            paper.fisher_product, paper.kl, paper.update) == (
+            paper.fisher_product, paper.kl, paper.update, paper.empirical_fisher_product,
+            paper.branch_start) == (
         step.line_search, step.step_scale, step.conjugate_gradient, step.surrogate,
-        step.fisher_vector_product_fn, step.policy_kl, step.trust_region_update)
+        step.fisher_vector_product_fn, step.policy_kl, step.trust_region_update,
+        step.empirical_fisher_vector_product_fn, step.restore_branch_state)
 
 
 # --- each update fault's mechanical effect -------------------------------------------------------
@@ -326,6 +331,60 @@ def effect_max_kl_reads_mean(name):  # a max-KL update is plain TRPO's, bit for 
         npg, _ = seeded_update(algo="npg")  # other rules untouched
     assert torch.equal(broken, trpo) and repr(broken_metrics) == repr(trpo_metrics)
     assert torch.equal(npg, seeded_update(algo="npg")[0])
+
+
+def effect_parameter_space_trust_region(name):  # |step| = sqrt(2 delta) along g, KL unchecked
+    theta, _ = seeded_update(algo="trpo")
+    policy, batch = tiny_policy_and_batch()
+    g = step.flat_grad(step.surrogate(policy, batch), policy)
+    with faults.applied(name):
+        broken, metrics = seeded_update(algo="trpo")
+    applied = broken - step.get_flat_params(policy)
+    assert metrics["train/accepted"] and not torch.equal(broken, theta)
+    assert float(applied.norm()) == pytest.approx(
+        math.sqrt(2 * DELTA) * metrics["train/step_fraction"], rel=1e-9)
+    assert float(applied @ g / (applied.norm() * g.norm())) == pytest.approx(1.0, abs=1e-9)
+    assert _search(name, lambda: (1.0, 10 * DELTA))[0].accepted  # no KL test
+
+
+def effect_empirical_fim_uncentred_clipped(name):  # G^T G / N at actions clipped to [-1, 1]
+    policy, batch = tiny_policy_and_batch(n=16)
+    act = 3.0 * batch.act  # many actions outside the unit box
+    clipped = act.clamp(-1.0, 1.0)
+    assert not torch.equal(clipped, act)
+    scores = torch.stack([step.flat_grad(policy.log_prob(batch.obs[i:i + 1], clipped[i:i + 1])
+                                         .sum(), policy) for i in range(len(batch))])
+    v = torch.randn(scores.shape[1], dtype=torch.float64)
+    expected = scores.T @ (scores @ v) / len(batch) + 0.1 * v
+    with faults.applied(name):
+        product = step.current_strategies().empirical_fisher_product(policy, batch.obs, act, 0.1)
+        broken, _ = seeded_update(algo="empirical-fim")  # the update uses the broken product
+    torch.testing.assert_close(product(v), expected)
+    centred = step.empirical_fisher_vector_product_fn(policy, batch.obs, act, 0.1)(v)
+    assert not torch.allclose(centred, expected)
+    assert not torch.equal(broken, seeded_update(algo="empirical-fim")[0])
+
+
+def effect_vine_branch_not_restored(name):  # a branch steps on from where the simulator was left
+    env = make_env("Hopper-v5")
+    policy = make_policy(TRPOConfig(env_id="Hopper-v5", network="paper", hidden=8), env)
+    env.reset(seed=2)
+    saved = vine.get_sim_state(env)
+    for _ in range(5):
+        env.unwrapped.step(0.1 * np.ones(env.action_space.shape))
+    left = vine.get_sim_state(env)
+    noise = vine.branch_noise(policy, 9, torch.Generator().manual_seed(0))
+    sampler, action = vine.ReplaySampler(policy), 0.3 * np.ones(env.action_space.shape)
+
+    def branch(start):
+        result = vine.run_branch(env, start, action, noise, sampler, np.asarray, 10, 0.99)
+        return result.discounted_return, result.steps
+
+    clean = branch(saved)
+    vine.set_sim_state(env, left)
+    with faults.applied(name):
+        broken = branch(saved)  # the saved state is ignored: it runs from ``left``
+    assert broken != clean and broken == branch(left)
 
 
 @pytest.mark.parametrize("name", UPDATE_FAULTS)

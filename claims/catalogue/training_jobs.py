@@ -18,6 +18,12 @@ no broken code paths:
   test is gone (limit = infinity), so nothing catches the 100x KL.
 - ``"max_kl_reads_mean"``: the max-KL rule's flag never reaches the update, so a "max-KL" run
   bounds the mean KL like plain TRPO (the control of ``empirical.max_kl_slower``).
+- ``"vine_branch_not_restored"``: vine branches start where the previous rollout left the
+  simulator, not from the saved state (``empirical.vine_solves``).
+- ``"empirical_fim_uncentred_clipped"``: the empirical FIM from uncentred scores at actions
+  clipped to [-1, 1] (``empirical.empirical_fim_similar``).
+- ``"parameter_space_trust_region"``: |d theta|^2 / 2 <= delta in place of the KL bound
+  (``empirical.delta_transfers``).
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ DERIVATIVE_FREE = set(derivative_free.DF_ALGOS)
 STEP_KEYS = ("train/kl_mean", "train/kl_max", "train/kl_full_step", "train/accepted",
              "train/backtracks", "train/surrogate_predicted", "train/surrogate_actual",
              "train/adv_raw_mean", "train/adv_raw_std")
-FAULTS = ("flip_advantages", "unchecked_big_step", "max_kl_reads_mean")  # in claims.faults
+FAULTS = ("flip_advantages", "unchecked_big_step", "max_kl_reads_mean",  # in claims.faults
+          "vine_branch_not_restored", "empirical_fim_uncentred_clipped",
+          "parameter_space_trust_region")
 # the faults' code keys the jobs that run one (a negative control's), not the clean trainings
 JOB_SOURCES_WHEN = {"fault": ("claims/faults/__init__.py",)}
 

@@ -43,6 +43,7 @@ from trpo_ref.deep.step import LineSearchResult, PolicyBatch
 MINIBATCHES = 4  # per_minibatch_trust_region: steps per batch
 BIG_STEP = 10.0  # unchecked_big_step: the step scale's factor
 BETA_INFLATION = 100.0  # inflated_beta_x100: the step scale's factor
+UNIT_BOX = 1.0  # empirical_fim_uncentred_clipped: the action bound its clip assumes
 
 Pieces = dict[str, Callable[..., Any]]
 
@@ -294,6 +295,44 @@ def _max_kl_reads_mean() -> Pieces:
     return {"update": mean_for_max}
 
 
+# --- the empirical claims' mechanism controls (training faults) ----------------------------------
+
+def _vine_branch_not_restored() -> Pieces:
+    def left_where_it_was(restore: Callable[[], None]) -> None:
+        # the bug: the saved rollout-set state is never put back, so each branch continues from
+        # wherever the previous branch (or, for the batch's first, the trunk) left the simulator
+        return None
+
+    return {"branch_start": left_where_it_was}
+
+
+def empirical_fvp_uncentred_clipped(policy: Policy, obs: torch.Tensor, act: torch.Tensor,
+                                    damping: float) -> step.VectorProduct:
+    """BUG: the empirical FIM from *uncentred* scores at actions *clipped* to the unit box (what
+    a [-1, 1] environment received; Gaussian policies, a categorical one's actions stay) instead
+    of the centred scores at the sampled actions: G^T G / N = F_emp + gbar gbar^T at clipped
+    actions, which are not draws from pi_old (step.fisher_unbiased's bug, in training)."""
+    if isinstance(policy, DiagGaussianMLP):
+        act = act.clamp(-UNIT_BOX, UNIT_BOX)
+    centred = step.empirical_fisher_vector_product_fn(policy, obs, act, damping)
+    mean_score = step.flat_grad(policy.log_prob(obs, act).mean(), policy)
+
+    def product(v: torch.Tensor) -> torch.Tensor:
+        return centred(v) + mean_score * (mean_score @ v)
+
+    return product
+
+
+def _parameter_space_trust_region() -> Pieces:
+    def identity(policy: Policy, obs: torch.Tensor, old_params: DistParams, damping: float,
+                 index: torch.Tensor | None = None) -> step.VectorProduct:
+        return lambda v: v  # the metric of theta's own coordinates: A = I
+
+    # with A = I the direction is g and beta = sqrt(2 delta) / |g|: every step has
+    # |d theta| = sqrt(2 delta); the bound is met by construction, so nothing checks the KL
+    return {"fisher_product": identity, "line_search": unchecked_line_search}
+
+
 # --- the registry --------------------------------------------------------------------------------
 
 FORK_CHECK = "fork-check"
@@ -346,6 +385,15 @@ _ALL: tuple[Fault, ...] = (
     # flip_advantages)
     Fault("unchecked_big_step", f"the step scale is {BIG_STEP:g}x beta and the line search's KL "
           "test is gone: nothing catches the 100x KL", (TRAINING,), _unchecked_big_step),
+    Fault("vine_branch_not_restored", "vine branch rollouts never restore the saved rollout-set "
+          "state: each continues from where the previous rollout left the simulator",
+          ("empirical.vine_solves", TRAINING), _vine_branch_not_restored),
+    Fault("empirical_fim_uncentred_clipped", "the empirical FIM of training from uncentred "
+          "scores at actions clipped to [-1, 1], not centred scores at the sampled actions",
+          (TRAINING,), lambda: {"empirical_fisher_product": empirical_fvp_uncentred_clipped}),
+    Fault("parameter_space_trust_region", "the trust region measured in parameter space, "
+          "|d theta|^2 / 2 <= delta (Fisher replaced by the identity, no KL test): one delta is "
+          "a different policy change on every task", (TRAINING,), _parameter_space_trust_region),
     # bad steps the update must reject (claims.catalogue.step.line_search.FAULTS, "update" path)
     Fault("reversed_direction", "the search direction is -s (conjugate gradient's result "
           "negated)", ("step.line_search_restores",), _reversed_direction),

@@ -34,7 +34,8 @@ memory stops growing with the batch; at or below the bound every pass is one pas
 The empirical-FIM products are not chunked.
 
 The update is made of pieces (:class:`UpdateStrategies`: the advantages' transform, surrogate,
-KL, Fisher-vector product, conjugate gradient, step scale, line search, the update itself),
+KL, Fisher-vector product, conjugate gradient, step scale, line search, the update itself, the
+empirical-FIM product; and one piece of vine sampling, how a branch gets its start state),
 read at call time from one context variable; trpo_ref only ever runs the paper's
 (:data:`PAPER`). They are the hook points where the suite's negative controls swap in a broken
 piece (:func:`use_strategies`, :mod:`claims.faults`) without patching any module.
@@ -149,12 +150,17 @@ def make_batch(
     return PolicyBatch(obs, act, current_strategies().advantages(adv), old_params, old_log_prob)
 
 
+def surrogate_from(log_prob: torch.Tensor, batch: PolicyBatch) -> torch.Tensor:
+    """L(theta) = mean_n exp(log pi_theta(a_n|s_n) - log pi_old(a_n|s_n)) A_n from the batch's
+    log-probabilities under pi_theta, ``log_prob`` (N,): eq. (14) with q = pi_old."""
+    return (torch.exp(log_prob - batch.old_log_prob) * batch.adv).mean()
+
+
 def surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
     """L(theta) = mean_n exp(log pi_theta(a_n|s_n) - log pi_old(a_n|s_n)) A_n.
 
     Eq. (14) with the sampling distribution q = pi_old (single path)."""
-    log_prob = policy.log_prob(batch.obs, batch.act)
-    return (torch.exp(log_prob - batch.old_log_prob) * batch.adv).mean()
+    return surrogate_from(policy.log_prob(batch.obs, batch.act), batch)
 
 
 def batch_surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
@@ -543,9 +549,7 @@ def _natural_direction(
     index = subsample_index(len(batch), fvp_subsample, generator)
     metrics["train/fvp_states"] = int(index.numel())
     if algo == "empirical-fim":
-        a_v = empirical_fisher_vector_product_fn(
-            policy, batch.obs[index], batch.act[index], damping
-        )
+        a_v = ops.empirical_fisher_product(policy, batch.obs[index], batch.act[index], damping)
     elif row_chunks(policy, len(batch)) is not None and index.numel() > policy.chunk_rows:
         a_v = chunked_fisher_product_fn(policy, batch.obs, batch.old_params, damping, index,
                                         policy.chunk_rows)
@@ -601,8 +605,7 @@ def kl_surrogate_params(policy: Policy, batch: PolicyBatch
     if ops.kl is policy_kl and ops.surrogate is surrogate and one_pass:
         params = policy.dist_params(batch.obs)
         kl = policy.kl_from(batch.old_params, params)
-        log_prob = policy.log_prob_from(params, batch.act)
-        return kl, (torch.exp(log_prob - batch.old_log_prob) * batch.adv).mean(), params
+        return kl, surrogate_from(policy.log_prob_from(params, batch.act), batch), params
     return kl_per_state(policy, batch), batch_surrogate(policy, batch), None
 
 
@@ -659,10 +662,11 @@ def _as_given(adv: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class UpdateStrategies:
-    """The pieces one update is made of, each a function with the signature of the paper's
-    version named after ``:``. trpo_ref only ever runs :data:`PAPER`; a claim swaps one piece (its
-    negative control, :mod:`claims.faults`) with :func:`use_strategies`, and the swap reaches
-    every call below it, the training loop's included, without patching any module."""
+    """The pieces one update is made of (and vine sampling's branch start), each a function with
+    the signature of the paper's version named after ``:``. trpo_ref only ever runs
+    :data:`PAPER`; a claim swaps one piece (its negative control, :mod:`claims.faults`) with
+    :func:`use_strategies`, and the swap reaches every call below it, the training loop's
+    included, without patching any module."""
 
     advantages: Callable[[torch.Tensor], torch.Tensor]  # make_batch's advantages: as given
     surrogate: Callable[[Policy, PolicyBatch], torch.Tensor]  # L(theta): surrogate
@@ -672,12 +676,25 @@ class UpdateStrategies:
     step_scale: Callable[[float, float], tuple[float, str | None]]  # beta: step_scale
     line_search: Callable[..., LineSearchResult]  # backtracking: line_search
     update: Callable[..., Metrics]  # one whole update: trust_region_update
+    # v -> F_emp v builder (algo "empirical-fim"): empirical_fisher_vector_product_fn
+    empirical_fisher_product: Callable[..., VectorProduct]
+    # vine sampling (trpo_ref.deep.vine), not the update: how a branch rollout gets its start
+    # state, given the call that restores the saved rollout-set state: restore_branch_state
+    branch_start: Callable[[Callable[[], None]], None]
+
+
+def restore_branch_state(restore: Callable[[], None]) -> None:
+    """A vine branch starts from its rollout-set state (section 5.2): call ``restore``, which
+    puts the simulator back into the state saved on the trunk."""
+    restore()
 
 
 PAPER = UpdateStrategies(
     advantages=_as_given, surrogate=surrogate, kl=policy_kl,
     fisher_product=fisher_vector_product_fn, conjugate_gradient=conjugate_gradient,
     step_scale=step_scale, line_search=line_search, update=trust_region_update,
+    empirical_fisher_product=empirical_fisher_vector_product_fn,
+    branch_start=restore_branch_state,
 )
 _STRATEGIES: ContextVar[UpdateStrategies] = ContextVar("trpo_ref_update_strategies",
                                                        default=PAPER)

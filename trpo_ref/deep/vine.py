@@ -56,6 +56,7 @@ from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from trpo_ref.deep.fast_rollout import NumpySampler, is_tanh_mlp
 from trpo_ref.deep.policies import DiagGaussianMLP, Policy
 from trpo_ref.deep.rollout import Rollout, collect_rollout
+from trpo_ref.deep.step import current_strategies
 
 SUPPORTED_PREFIXES = ("CartPole-", "InvertedPendulum-", "InvertedDoublePendulum-", "Swimmer-",
                       "Hopper-", "Walker2d-", "HalfCheetah-")
@@ -185,8 +186,9 @@ def run_branch(env: gym.Env, state: Any, first_action: np.ndarray, noise: np.nda
                sampler: ReplaySampler, normalize: Normalize, horizon: int,
                gamma: float) -> BranchResult:
     """From the restored ``state``: ``first_action``, then pi_old with ``noise`` (one row per
-    later step), for at most ``horizon`` steps or until termination; ``env.unwrapped`` steps."""
-    set_sim_state(env, state)
+    later step), for at most ``horizon`` steps or until termination; ``env.unwrapped`` steps.
+    The restore goes through :attr:`trpo_ref.deep.step.UpdateStrategies.branch_start`."""
+    current_strategies().branch_start(lambda: set_sim_state(env, state))
     base = env.unwrapped
     box = isinstance(env.action_space, gym.spaces.Box)
     low, high = (env.action_space.low, env.action_space.high) if box else (None, None)

@@ -33,7 +33,13 @@ from claims.catalogue.empirical.common import (
     worst_of,
     worst_task,
 )
-from claims.catalogue.empirical.protocol import MAX_KL_CONTROL, NPG_EASY_TASKS
+from claims.catalogue.empirical.protocol import (
+    DELTA_CONTROL,
+    EMPIRICAL_FIM_CONTROL,
+    MAX_KL_CONTROL,
+    NPG_EASY_TASKS,
+    VINE_CONTROL,
+)
 from claims.framework import stats
 from claims.framework.core import Comparison, DecisionRule, Evidence, Verdict
 from claims.framework.jobs import Job
@@ -137,6 +143,9 @@ class DeltaTransfers(ThresholdClaim):
     negative_control = ("The same runs with the advantages' sign flipped before the update (a "
                         "sign error: every step descends the surrogate); control seeds 0-1.")
     methods = ("trpo",)
+    # the mechanism control, trained and measured but not judged: on the quick tier's one task a
+    # bound that does not transfer still learns (docs/claims-controls.md)
+    mechanism_fault = DELTA_CONTROL
 
 
 @register
@@ -149,8 +158,26 @@ class BothSamplingSchemesSolve(ThresholdClaim):
                 "actions, cart-pole 50 x 2, branch length from Table 2) on every task of the tier, "
                 "same budgets and seeds as empirical.delta_transfers; each (task, method) column "
                 "judged against the task's published threshold.")
-    negative_control = "Both schemes with the advantages' sign flipped (control seeds 0-1)."
+    negative_control = ("The vine with branch rollouts that do not restore the simulator "
+                        "state (fault vine_branch_not_restored: each branch continues from "
+                        "where the previous rollout left the simulator), control seeds, judged "
+                        "with single path's Figure 4 runs at the same seeds. The vine's "
+                        "Q-values are estimates at the rollout-set states only because every "
+                        "branch starts there; without the restore its advantages compare "
+                        "branches from unrelated states, so 'the vine solves every task' must "
+                        "fail.")
     methods = ("trpo", "vine")
+    fault = VINE_CONTROL
+
+    def judged_runs(self, tier: str, control: bool = False) -> list[Job]:
+        if not control:
+            return super().judged_runs(tier)
+        # single path's Figure 4 runs at the control seeds (every column the same seeds), the
+        # vine with its fault
+        b, tasks = protocol.budget(tier), self.tasks(tier)
+        single_path = [job for job in protocol.runs(tier, "trpo", tasks)
+                       if job.seed in b.control_seeds]
+        return single_path + protocol.runs(tier, "vine", tasks, self.fault)
     deviations = (*COMMON_DEVIATIONS,
                   "Vine: 100 Q-values per 5K-step trunk batch, where the paper took 500 (Swimmer) "
                   "or 2500 (Hopper, Walker) per 50K- or 1M-step iteration.")
@@ -334,6 +361,11 @@ class EmpiricalFisherSimilar(TwoArmClaim):
                 "and Swimmer-v5 (as the tier allows), same seeds and budget. Rate = learning-"
                 "curve area per env step; distance = |log(IQM area ratio)|, worst task.")
     negative_control = "Empirical-FIM TRPO with the advantages' sign flipped (control seeds)."
+    control_fault = "flip_advantages"
+    # the mechanism control, trained and measured but not judged: on cart-pole (discrete actions)
+    # the clip is a no-op and the missing centring changes F by gbar gbar^T, so it learns as the
+    # claim's arm does (docs/claims-controls.md)
+    mechanism_fault = EMPIRICAL_FIM_CONTROL
     rule = DecisionRule(
         statistic="max over tasks of |log(IQM area, empirical FIM / analytic)|", comparator="<=",
         threshold=math.log(EQUIVALENCE_MARGIN), alpha=ALPHA,
@@ -355,14 +387,14 @@ class EmpiricalFisherSimilar(TwoArmClaim):
                                          for t, ci in signed.per_task_ci.items()))
 
     def jobs(self, tier: str, control: bool = False) -> list[Job]:
-        fault = "flip_advantages" if control else None
+        fault = self.control_fault if control else None
         return (protocol.runs(tier, "empirical-fim", self.tasks(tier), fault)
                 + protocol.runs(tier, "trpo", self.tasks(tier)))
 
     def run(self, tier: str, *, control: bool = False, seed: int = 0) -> Evidence:
         tasks = self.tasks(tier)
         runs = _compare_runs(tier, tasks, "empirical-fim", "trpo",
-                             "flip_advantages" if control else None)
+                             self.control_fault if control else None)
         arm_pairs, ref_pairs = next(iter(runs.values())), runs["trpo"]
         data = {"arm": _measure(arm_pairs, protocol.mean_return),
                 "reference": _measure(ref_pairs, protocol.mean_return)}
