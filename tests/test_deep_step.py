@@ -24,6 +24,7 @@ from trpo_ref.deep.step import (
     step_scale,
     subsample_index,
     surrogate,
+    surrogate_rounding,
     update,
 )
 
@@ -259,6 +260,34 @@ def test_an_accepted_step_leaves_representable_distributions(kind, delta):
         params = policy.dist_params(batch.obs)
         assert policy.representable_from(params)
         assert torch.isfinite(policy.log_prob_from(params, batch.act)).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_surrogate_rounding_is_the_pairwise_mean_error_bound(dtype):
+    policy, batch = tiny_setup("gaussian", n=4)
+    adv = torch.tensor([1.0, -1.0, 2.0, -2.0], dtype=dtype)
+    batch = make_batch(policy, batch.obs, batch.act, adv)
+    # ceil(log2 4) = 2 terms of rounding, mean |A| = 1.5
+    assert surrogate_rounding(batch) == pytest.approx(3.0 * torch.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("delta", [1e4, 1e8])
+def test_an_accepted_step_improves_beyond_rounding(kind, seed, delta):
+    """At a huge delta a candidate can collapse the policy until every ratio underflows: then
+    L(new) = 0 and L(old) = mean A = 0 up to rounding for standardized advantages, and a strict
+    L(new) > L(old) accepted it (gaussian seeds 0, 3 and 4 here before the rounding floor; the
+    standard-tier audit found it on Swimmer at delta 1e8). An accepted step must improve L,
+    measured in float64 as mean (r - 1) A, by more than the rounding floor."""
+    policy, batch = tiny_setup(kind, seed=seed)
+    adv = (batch.adv - batch.adv.mean()) / batch.adv.std()
+    batch = make_batch(policy, batch.obs, batch.act, adv)
+    metrics = update(policy, batch, algo="trpo", delta=delta)
+    if metrics["train/accepted"]:
+        with torch.no_grad():
+            ratio = torch.exp(policy.log_prob(batch.obs, batch.act) - batch.old_log_prob)
+        assert float(((ratio - 1) * batch.adv).mean()) > surrogate_rounding(batch)
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "categorical"])

@@ -163,6 +163,19 @@ def surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
     return surrogate_from(policy.log_prob(batch.obs, batch.act), batch)
 
 
+def surrogate_rounding(batch: PolicyBatch) -> float:
+    """The rounding floor of L on ``batch``: ceil(log2 N) * eps * mean_n |A_n|, the error bound
+    of a pairwise-summed mean of N terms of that size (Higham, *Accuracy and Stability of
+    Numerical Algorithms*, 2nd ed., sec. 4.2) in the advantages' dtype. A candidate whose L
+    beats L(old) by no more has shown no improvement: where every ratio underflows, L(new) = 0
+    and L(old) = mean A, which standardized advantages make zero up to rounding, so a strict
+    L(new) > L(old) accepts a collapsed policy by a rounding error (Swimmer, delta 1e8:
+    docs/audit.md)."""
+    n = batch.adv.numel()
+    eps = torch.finfo(batch.adv.dtype).eps
+    return math.ceil(math.log2(max(n, 2))) * eps * float(batch.adv.abs().mean())
+
+
 def batch_surrogate(policy: Policy, batch: PolicyBatch) -> torch.Tensor:
     """L(theta) on the whole batch by :attr:`UpdateStrategies.surrogate`: one call, or above the
     policy's chunk bound sum_c (n_c / N) L_c over chunks (a mean of chunk means). Use under
@@ -389,7 +402,9 @@ def line_search(
 
     ``evaluate()`` returns (surrogate, constraint) at the policy's current parameters, the
     constraint being the KL on the full batch. A candidate is accepted only if both are finite,
-    the surrogate improves on ``surrogate_old`` and the constraint is <= ``limit``. If no
+    the surrogate exceeds ``surrogate_old`` and the constraint is <= ``limit``. The update
+    passes L(old) plus :func:`surrogate_rounding` as ``surrogate_old``, so that a change
+    within rounding does not count as an improvement. If no
     candidate passes, ``theta_old`` (which must not alias the parameters) is copied back, so
     the parameters are restored bit for bit.
     """
@@ -582,9 +597,10 @@ def _take_step(
         with torch.no_grad():
             metrics["train/kl_full_step"] = float(kl_per_state(policy, batch).mean())
         return 1.0, None
+    # the bar is L(old) plus its rounding floor: a "gain" below the floor is no evidence
     result = current_strategies().line_search(
-        policy, theta_old, full_step, _evaluator(policy, batch, algo), surrogate_old, delta,
-        backtrack, max_backtracks,
+        policy, theta_old, full_step, _evaluator(policy, batch, algo),
+        surrogate_old + surrogate_rounding(batch), delta, backtrack, max_backtracks,
     )
     metrics["train/backtracks"] = result.backtracks
     metrics["train/kl_full_step"] = result.constraint_full
